@@ -1,0 +1,37 @@
+//! `mmsg-core`: batched UDP over Linux `sendmmsg(2)` and `recvmmsg(2)`.
+//!
+//! The pure-Rust half of the `sendmmsg` npm package (the napi-rs binding only converts JS values
+//! and errors). Pieces:
+//! - [`send`]: batches of borrowed byte slices (zero-copy scatter/gather) and the send loop with
+//!   the man page's partial-send and lost-error rules made exact;
+//! - [`recv`]: batches received into caller-owned memory;
+//! - [`socket`]: a non-blocking UDP socket with `node:dgram`'s options;
+//! - [`reactor`]: one epoll thread that tells the JS thread when a socket is ready;
+//! - [`addr`], [`errno`]: addresses and error names;
+//! - `sys`: the only module with `unsafe` code.
+
+pub mod addr;
+pub mod errno;
+pub mod reactor;
+pub mod recv;
+pub mod send;
+pub mod socket;
+mod sys;
+
+pub use addr::{AddrError, SockAddr};
+pub use recv::{RecvMeta, RecvScratch};
+pub use send::{
+    Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, MAX_MESSAGES_PER_CALL,
+    MAX_SEGMENTS_PER_MESSAGE,
+};
+pub use socket::{Family, MembershipError, SocketOptions, UdpSocket};
+
+/// Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP).
+pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
+/// Largest UDP payload over IPv6 without jumbograms (65535 − 8 UDP).
+pub const MAX_UDP_PAYLOAD_V6: usize = 65_527;
+
+/// Whether `fd` is an open datagram socket (`SO_TYPE` is `SOCK_DGRAM`).
+pub fn is_datagram_socket(fd: std::os::fd::RawFd) -> std::io::Result<bool> {
+    Ok(sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)? == libc::SOCK_DGRAM)
+}

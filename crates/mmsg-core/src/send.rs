@@ -1,0 +1,297 @@
+//! Building `sendmmsg` batches over borrowed byte slices, and sending them with the man page's
+//! partial-send rules turned into a precise report.
+//!
+//! A batch is built once per call into reusable [`SendScratch`] memory (no allocation once the
+//! vectors have grown), then sent in chunks of at most [`MAX_MESSAGES_PER_CALL`] headers.
+
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::RawFd;
+
+use crate::addr::SockAddr;
+use crate::sys;
+
+/// The kernel caps `vlen` at UIO_MAXIOV: more headers than this are silently ignored per call.
+pub const MAX_MESSAGES_PER_CALL: usize = 1024;
+/// IOV_MAX: the most iovecs (segments) one message may have; more is `EMSGSIZE` from the kernel.
+pub const MAX_SEGMENTS_PER_MESSAGE: usize = 1024;
+
+/// Index of a destination added to a batch with [`Batch::add_destination`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DestinationId(u32);
+
+/// Where one message's pieces live inside the scratch vectors.
+#[derive(Clone, Copy, Debug)]
+struct MessageSlot {
+    first_segment: u32,
+    segment_count: u32,
+    destination: Option<DestinationId>,
+    /// `UDP_SEGMENT` size for a GSO message (0: a plain datagram).
+    gso_segment_size: u16,
+}
+
+/// Reusable memory for building batches. Keep one per socket (or per thread) so that steady-state
+/// sends allocate nothing.
+#[derive(Default)]
+pub struct SendScratch {
+    segments: Vec<libc::iovec>,
+    messages: Vec<MessageSlot>,
+    destinations: Vec<SockAddr>,
+    headers: Vec<libc::mmsghdr>,
+    /// Control-message space for GSO messages of the current chunk, 8-byte aligned.
+    control: Vec<[u64; 4]>,
+    bytes_sent: Vec<u32>,
+}
+
+impl SendScratch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a new, empty batch whose segments borrow data for `'data`.
+    pub fn batch<'data>(&mut self) -> Batch<'_, 'data> {
+        self.segments.clear();
+        self.messages.clear();
+        self.destinations.clear();
+        self.bytes_sent.clear();
+        Batch {
+            scratch: self,
+            open_message: false,
+            _data: PhantomData,
+        }
+    }
+}
+
+/// Why a message could not be added to a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// A message has more than IOV_MAX segments.
+    TooManySegments { message: usize, segments: usize },
+    /// `add_segment` without a `start_message`.
+    NoOpenMessage,
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::TooManySegments { message, segments } => write!(
+                f,
+                "message {message} has more than {MAX_SEGMENTS_PER_MESSAGE} buffers (IOV_MAX); got {segments}"
+            ),
+            BatchError::NoOpenMessage => write!(f, "a segment was added before any message"),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+/// Why [`Batch::send`] stopped.
+#[derive(Debug)]
+pub enum SendStop {
+    /// Every message was sent.
+    Complete,
+    /// The socket's send buffer is full (`EAGAIN`); retry from `sent` once it is writable.
+    WouldBlock,
+    /// The message at index `sent` failed with this error; the ones before it were sent.
+    Failed(io::Error),
+}
+
+/// The outcome of sending a batch: how many messages went out (always a prefix of the batch, in
+/// order) and why it stopped.
+#[derive(Debug)]
+pub struct SendReport {
+    /// Messages sent, counted from the start of the batch (including those sent by earlier calls
+    /// when resuming with `from > 0`).
+    pub sent: usize,
+    pub stop: SendStop,
+}
+
+/// A batch of messages being built over borrowed data. See [`SendScratch::batch`].
+pub struct Batch<'scratch, 'data> {
+    scratch: &'scratch mut SendScratch,
+    open_message: bool,
+    _data: PhantomData<&'data [u8]>,
+}
+
+impl<'data> Batch<'_, 'data> {
+    /// Adds a destination address that messages can refer to.
+    pub fn add_destination(&mut self, address: SockAddr) -> DestinationId {
+        self.scratch.destinations.push(address);
+        DestinationId((self.scratch.destinations.len() - 1) as u32)
+    }
+
+    /// Starts a new message (datagram) to `destination`, or to the connected peer when `None`.
+    pub fn start_message(&mut self, destination: Option<DestinationId>) {
+        self.start_message_with_gso(destination, 0);
+    }
+
+    /// Starts a GSO message: its bytes are cut by the kernel into datagrams of `segment_size`
+    /// bytes (the last may be shorter), all to the same destination (`UDP_SEGMENT`).
+    pub fn start_message_with_gso(
+        &mut self,
+        destination: Option<DestinationId>,
+        segment_size: u16,
+    ) {
+        self.scratch.messages.push(MessageSlot {
+            first_segment: self.scratch.segments.len() as u32,
+            segment_count: 0,
+            destination,
+            gso_segment_size: segment_size,
+        });
+        self.open_message = true;
+    }
+
+    /// Appends one segment (scatter/gather piece) to the message started last. The bytes are not
+    /// copied: the kernel reads them during [`Batch::send`].
+    pub fn add_segment(&mut self, bytes: &'data [u8]) -> Result<(), BatchError> {
+        if !self.open_message {
+            return Err(BatchError::NoOpenMessage);
+        }
+        let message_index = self.scratch.messages.len() - 1;
+        let slot = &mut self.scratch.messages[message_index];
+        if slot.segment_count as usize >= MAX_SEGMENTS_PER_MESSAGE {
+            return Err(BatchError::TooManySegments {
+                message: message_index,
+                segments: slot.segment_count as usize + 1,
+            });
+        }
+        slot.segment_count += 1;
+        self.scratch.segments.push(sys::iovec_for(bytes));
+        Ok(())
+    }
+
+    /// Convenience: one message made of `segments`.
+    pub fn push_message(
+        &mut self,
+        segments: &[&'data [u8]],
+        destination: Option<DestinationId>,
+    ) -> Result<(), BatchError> {
+        self.start_message(destination);
+        for segment in segments {
+            self.add_segment(segment)?;
+        }
+        Ok(())
+    }
+
+    /// Number of messages in the batch.
+    pub fn len(&self) -> usize {
+        self.scratch.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.scratch.messages.is_empty()
+    }
+
+    /// Drops the messages from `len` on (used to undo a half-built message).
+    pub fn truncate(&mut self, len: usize) {
+        if let Some(slot) = self.scratch.messages.get(len) {
+            self.scratch.segments.truncate(slot.first_segment as usize);
+        }
+        self.scratch.messages.truncate(len);
+    }
+
+    /// Bytes the kernel reported sent (`msg_len`) for each message sent by the last `send`,
+    /// indexed from the start of the batch; entries before that call's `from` are 0.
+    pub fn bytes_sent(&self) -> &[u32] {
+        &self.scratch.bytes_sent
+    }
+
+    /// Sends messages `from..` on `fd`, in chunks of at most UIO_MAXIOV, until all are sent, the
+    /// socket would block, or a message fails.
+    ///
+    /// The man page's rules, made exact:
+    /// - a short count means the next message was not sent; the next chunk starts exactly there,
+    ///   so nothing is skipped or repeated;
+    /// - the error that stopped a batch after at least one message is lost by the kernel, so the
+    ///   first unsent message is retried at once: if it fails again, its own errno is reported
+    ///   with its index (`sent`);
+    /// - `EINTR` is retried; `EAGAIN`/`EWOULDBLOCK` stops with [`SendStop::WouldBlock`].
+    pub fn send(&mut self, fd: RawFd, flags: libc::c_int, from: usize) -> SendReport {
+        let total = self.scratch.messages.len();
+        let scratch = &mut *self.scratch;
+        scratch.bytes_sent.clear();
+        scratch.bytes_sent.resize(total, 0);
+        let mut sent = from.min(total);
+        while sent < total {
+            let chunk_len = (total - sent).min(MAX_MESSAGES_PER_CALL);
+            scratch.fill_headers(sent, chunk_len);
+            // SAFETY: `fill_headers` points every header at iovecs in `scratch.segments`, at
+            // addresses in `scratch.destinations` and at control data in `scratch.control`, none
+            // of which change until this call returns; the iovecs describe `'data` slices that
+            // this batch borrows.
+            let result = unsafe { sys::sendmmsg(fd, &mut scratch.headers[..chunk_len], flags) };
+            match result {
+                Ok(accepted) => {
+                    for (offset, header) in scratch.headers[..accepted].iter().enumerate() {
+                        scratch.bytes_sent[sent + offset] = header.msg_len;
+                    }
+                    sent += accepted;
+                    // A short count: loop again at once. The retry either sends more (the stop
+                    // was transient) or fails on message `sent` and so reports its errno.
+                }
+                Err(error) => match error.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => {
+                        return SendReport {
+                            sent,
+                            stop: SendStop::WouldBlock,
+                        }
+                    }
+                    _ => {
+                        return SendReport {
+                            sent,
+                            stop: SendStop::Failed(error),
+                        }
+                    }
+                },
+            }
+        }
+        SendReport {
+            sent,
+            stop: SendStop::Complete,
+        }
+    }
+}
+
+impl SendScratch {
+    /// Points `headers[..len]` at messages `start..start + len`.
+    fn fill_headers(&mut self, start: usize, len: usize) {
+        if self.headers.len() < len {
+            self.headers.resize(len, sys::zeroed_mmsghdr());
+        }
+        let gso_count = self.messages[start..start + len]
+            .iter()
+            .filter(|m| m.gso_segment_size != 0)
+            .count();
+        self.control.clear();
+        self.control.reserve(gso_count);
+        for (header, slot) in self.headers[..len]
+            .iter_mut()
+            .zip(&self.messages[start..start + len])
+        {
+            *header = sys::zeroed_mmsghdr();
+            let hdr = &mut header.msg_hdr;
+            hdr.msg_iov = self.segments[slot.first_segment as usize..].as_mut_ptr();
+            hdr.msg_iovlen = slot.segment_count as _;
+            if let Some(DestinationId(index)) = slot.destination {
+                let address = &self.destinations[index as usize];
+                hdr.msg_name = address.as_ptr() as *mut libc::c_void;
+                hdr.msg_namelen = address.len();
+            }
+            if slot.gso_segment_size != 0 {
+                // `reserve` above means this push never reallocates, so earlier pointers into
+                // `control` stay valid.
+                self.control.push([0; 4]);
+                let cmsg = self.control.last_mut().expect("just pushed");
+                let used = sys::write_cmsg_u16(
+                    cmsg,
+                    libc::SOL_UDP,
+                    libc::UDP_SEGMENT,
+                    slot.gso_segment_size,
+                );
+                hdr.msg_control = cmsg.as_mut_ptr().cast();
+                hdr.msg_controllen = used as _;
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! A non-blocking UDP socket that owns its descriptor, with the options `node:dgram` offers.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use crate::addr::{self, AddrError, SockAddr};
+use crate::sys::{self, SocketEnd};
+
+/// IPv4 or IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn domain(self) -> libc::c_int {
+        match self {
+            Family::V4 => libc::AF_INET,
+            Family::V6 => libc::AF_INET6,
+        }
+    }
+}
+
+/// Options applied when a socket is created (like `dgram.createSocket`'s).
+#[derive(Clone, Debug, Default)]
+pub struct SocketOptions {
+    pub reuse_addr: bool,
+    pub reuse_port: bool,
+    /// `IPV6_V6ONLY`; `None` keeps the system default.
+    pub ipv6_only: Option<bool>,
+    pub send_buffer_size: Option<u32>,
+    pub recv_buffer_size: Option<u32>,
+}
+
+/// A UDP socket. The descriptor is always non-blocking: sends report "would block" instead of
+/// stalling the caller's thread.
+#[derive(Debug)]
+pub struct UdpSocket {
+    fd: OwnedFd,
+    family: Family,
+}
+
+impl UdpSocket {
+    /// Creates a socket of `family` and applies `options`.
+    pub fn new(family: Family, options: &SocketOptions) -> io::Result<Self> {
+        let socket = UdpSocket {
+            fd: sys::udp_socket(family.domain())?,
+            family,
+        };
+        let fd = socket.raw_fd();
+        if options.reuse_addr {
+            sys::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &1)?;
+        }
+        if options.reuse_port {
+            sys::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &1)?;
+        }
+        if let (Some(v6only), Family::V6) = (options.ipv6_only, family) {
+            sys::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &i32::from(v6only),
+            )?;
+        }
+        if let Some(size) = options.send_buffer_size {
+            socket.set_send_buffer_size(size)?;
+        }
+        if let Some(size) = options.recv_buffer_size {
+            socket.set_recv_buffer_size(size)?;
+        }
+        Ok(socket)
+    }
+
+    /// Wraps a duplicate of an existing datagram socket (for example a `node:dgram` socket's
+    /// descriptor). The original stays open and owned by its owner; the duplicate shares the same
+    /// open socket and is made non-blocking (which the original, sharing the file status flags,
+    /// then also is, as libuv's sockets already are).
+    pub fn from_borrowed_fd(fd: BorrowedFd<'_>) -> io::Result<Self> {
+        let raw = fd.as_raw_fd();
+        let socket_type = sys::getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_TYPE)?;
+        if socket_type != libc::SOCK_DGRAM {
+            return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
+        }
+        let family = match sys::getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_DOMAIN)? {
+            libc::AF_INET => Family::V4,
+            libc::AF_INET6 => Family::V6,
+            _ => return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
+        };
+        let owned = sys::dup_cloexec(fd)?;
+        sys::set_nonblocking(owned.as_fd(), true)?;
+        Ok(UdpSocket { fd: owned, family })
+    }
+
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Resolves an IP literal and port into an address this socket can send to: an IPv4 address
+    /// on an IPv6 socket becomes IPv4-mapped; an IPv6 address on an IPv4 socket is refused.
+    pub fn destination(&self, address: &str, port: u16) -> Result<SockAddr, AddrError> {
+        let parsed = addr::parse_socket_addr(address, port)?;
+        self.destination_for(parsed)
+    }
+
+    /// As [`UdpSocket::destination`], for an already parsed address.
+    pub fn destination_for(&self, parsed: SocketAddr) -> Result<SockAddr, AddrError> {
+        match (self.family, parsed) {
+            (Family::V4, SocketAddr::V6(_)) => Err(AddrError::WrongFamily(parsed.ip().to_string())),
+            (Family::V6, SocketAddr::V4(_)) => Ok(SockAddr::from(addr::to_ipv6_mapped(parsed))),
+            _ => Ok(SockAddr::from(parsed)),
+        }
+    }
+
+    /// The unspecified address of this socket's family (`0.0.0.0` or `::`).
+    pub fn unspecified(&self) -> IpAddr {
+        match self.family {
+            Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Family::V6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        }
+    }
+
+    pub fn bind(&self, address: SockAddr) -> io::Result<()> {
+        sys::bind(self.raw_fd(), &address)
+    }
+
+    pub fn connect(&self, address: SockAddr) -> io::Result<()> {
+        sys::connect(self.raw_fd(), Some(&address))
+    }
+
+    /// Dissolves the association made by `connect`.
+    pub fn disconnect(&self) -> io::Result<()> {
+        match sys::connect(self.raw_fd(), None) {
+            // Linux may answer EAFNOSUPPORT for AF_UNSPEC on some kernels after dissolving.
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => Ok(()),
+            other => other,
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sys::socket_name(self.raw_fd(), SocketEnd::Local)
+    }
+
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        sys::socket_name(self.raw_fd(), SocketEnd::Peer)
+    }
+
+    fn set_int(&self, level: libc::c_int, name: libc::c_int, value: i32) -> io::Result<()> {
+        sys::setsockopt(self.raw_fd(), level, name, &value)
+    }
+
+    fn get_int(&self, level: libc::c_int, name: libc::c_int) -> io::Result<i32> {
+        sys::getsockopt_int(self.raw_fd(), level, name)
+    }
+
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_BROADCAST, on.into())
+    }
+
+    /// Unicast hop limit (IP_TTL / IPV6_UNICAST_HOPS).
+    pub fn set_ttl(&self, ttl: u8) -> io::Result<()> {
+        match self.family {
+            Family::V4 => self.set_int(libc::IPPROTO_IP, libc::IP_TTL, ttl.into()),
+            Family::V6 => self.set_int(libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, ttl.into()),
+        }
+    }
+
+    pub fn set_multicast_ttl(&self, ttl: u8) -> io::Result<()> {
+        match self.family {
+            Family::V4 => self.set_int(libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl.into()),
+            Family::V6 => self.set_int(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, ttl.into()),
+        }
+    }
+
+    pub fn set_multicast_loopback(&self, on: bool) -> io::Result<()> {
+        match self.family {
+            Family::V4 => self.set_int(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, on.into()),
+            Family::V6 => self.set_int(libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, on.into()),
+        }
+    }
+
+    /// Outgoing multicast interface: an IPv4 address of the interface (udp4), or an interface
+    /// index / `%zone` (udp6).
+    pub fn set_multicast_interface(&self, interface: &str) -> Result<(), MembershipError> {
+        match self.family {
+            Family::V4 => {
+                let (ip, _) = addr::parse_ip(interface)?;
+                let IpAddr::V4(v4) = ip else {
+                    return Err(AddrError::WrongFamily(interface.to_owned()).into());
+                };
+                let mreq = libc::in_addr {
+                    s_addr: u32::from(v4).to_be(),
+                };
+                sys::setsockopt(
+                    self.raw_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_MULTICAST_IF,
+                    &mreq,
+                )?;
+            }
+            Family::V6 => {
+                let index = interface_index_of(interface)?;
+                sys::setsockopt(
+                    self.raw_fd(),
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_MULTICAST_IF,
+                    &(index as libc::c_int),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins (`join = true`) or leaves a multicast group, optionally on one interface.
+    pub fn set_membership(
+        &self,
+        group: &str,
+        interface: Option<&str>,
+        join: bool,
+    ) -> Result<(), MembershipError> {
+        let (group_ip, _) = addr::parse_ip(group)?;
+        match (self.family, group_ip) {
+            (Family::V4, IpAddr::V4(g)) => {
+                let local = match interface {
+                    Some(text) => match addr::parse_ip(text)?.0 {
+                        IpAddr::V4(v4) => v4,
+                        IpAddr::V6(_) => return Err(AddrError::WrongFamily(text.to_owned()).into()),
+                    },
+                    None => Ipv4Addr::UNSPECIFIED,
+                };
+                let mreq = libc::ip_mreq {
+                    imr_multiaddr: libc::in_addr {
+                        s_addr: u32::from(g).to_be(),
+                    },
+                    imr_interface: libc::in_addr {
+                        s_addr: u32::from(local).to_be(),
+                    },
+                };
+                let name = if join {
+                    libc::IP_ADD_MEMBERSHIP
+                } else {
+                    libc::IP_DROP_MEMBERSHIP
+                };
+                sys::setsockopt(self.raw_fd(), libc::IPPROTO_IP, name, &mreq)?;
+            }
+            (Family::V6, IpAddr::V6(g)) => {
+                let index = match interface {
+                    Some(text) => interface_index_of(text)?,
+                    None => 0,
+                };
+                let mreq = libc::ipv6_mreq {
+                    ipv6mr_multiaddr: libc::in6_addr {
+                        s6_addr: g.octets(),
+                    },
+                    ipv6mr_interface: index,
+                };
+                let name = if join {
+                    libc::IPV6_ADD_MEMBERSHIP
+                } else {
+                    libc::IPV6_DROP_MEMBERSHIP
+                };
+                sys::setsockopt(self.raw_fd(), libc::IPPROTO_IPV6, name, &mreq)?;
+            }
+            _ => return Err(AddrError::WrongFamily(group.to_owned()).into()),
+        }
+        Ok(())
+    }
+
+    pub fn set_send_buffer_size(&self, bytes: u32) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, clamp_i32(bytes))
+    }
+
+    pub fn set_recv_buffer_size(&self, bytes: u32) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_RCVBUF, clamp_i32(bytes))
+    }
+
+    /// The kernel's send buffer size (it doubles what was set, see socket(7)).
+    pub fn send_buffer_size(&self) -> io::Result<u32> {
+        Ok(self.get_int(libc::SOL_SOCKET, libc::SO_SNDBUF)? as u32)
+    }
+
+    pub fn recv_buffer_size(&self) -> io::Result<u32> {
+        Ok(self.get_int(libc::SOL_SOCKET, libc::SO_RCVBUF)? as u32)
+    }
+
+    /// Asks the kernel to attach its drop counter (`SO_RXQ_OVFL`) to received datagrams.
+    pub fn set_drop_counter(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_RXQ_OVFL, on.into())
+    }
+
+    /// Enables `UDP_GRO` (coalesced receive); split the result with `RecvMeta::gro_segment_size`.
+    pub fn set_gro(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_UDP, libc::UDP_GRO, on.into())
+    }
+
+    /// Any pending asynchronous error (`SO_ERROR`), cleared by reading it.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let code = self.get_int(libc::SOL_SOCKET, libc::SO_ERROR)?;
+        Ok((code != 0).then(|| io::Error::from_raw_os_error(code)))
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn clamp_i32(value: u32) -> i32 {
+    value.min(i32::MAX as u32) as i32
+}
+
+fn interface_index_of(text: &str) -> Result<u32, AddrError> {
+    let name = text.rsplit_once('%').map_or(text, |(_, zone)| zone);
+    name.parse::<u32>()
+        .ok()
+        .or_else(|| sys::interface_index(name))
+        .ok_or_else(|| AddrError::UnknownZone(text.to_owned()))
+}
+
+/// A multicast option failed: a bad address or a system error.
+#[derive(Debug)]
+pub enum MembershipError {
+    Address(AddrError),
+    System(io::Error),
+}
+
+impl From<AddrError> for MembershipError {
+    fn from(e: AddrError) -> Self {
+        MembershipError::Address(e)
+    }
+}
+
+impl From<io::Error> for MembershipError {
+    fn from(e: io::Error) -> Self {
+        MembershipError::System(e)
+    }
+}

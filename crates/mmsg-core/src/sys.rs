@@ -1,0 +1,387 @@
+//! The only module with `unsafe`: thin, typed wrappers over the Linux system calls the crate uses.
+//!
+//! Every function here takes plain Rust values, makes exactly one system call (or a tight
+//! EINTR-free sequence of them), and returns `io::Result`. Nothing here retries or interprets
+//! errors; that is the job of the safe modules above (`send`, `recv`, `socket`, `reactor`).
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use std::net::SocketAddr;
+
+use crate::addr::SockAddr;
+
+/// Turns a `-1` return into the thread's `errno`.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// A `mmsghdr` with every field zero, including musl's padding words next to `msg_iovlen` and
+/// `msg_controllen`: zeroed padding is what makes musl's layout read as the kernel's.
+pub fn zeroed_mmsghdr() -> libc::mmsghdr {
+    // SAFETY: `mmsghdr` is a plain C struct of integers and raw pointers; all-zero bytes are a
+    // valid value for every field (null pointers, zero lengths).
+    unsafe { MaybeUninit::<libc::mmsghdr>::zeroed().assume_init() }
+}
+
+/// An `iovec` describing `bytes`. The kernel only reads through it for sends.
+pub fn iovec_for(bytes: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    }
+}
+
+/// An `iovec` describing writable `bytes` (for receives).
+pub fn iovec_for_mut(bytes: &mut [u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: bytes.as_mut_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    }
+}
+
+/// `socket(domain, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)`.
+pub fn udp_socket(domain: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain system call with integer arguments.
+    let fd = check(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by socket(2), is open and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fcntl(F_DUPFD_CLOEXEC)`: a new descriptor for the same open socket.
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl with F_DUPFD_CLOEXEC on a descriptor the borrow proves open.
+    let new_fd = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: `new_fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new_fd) })
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on an open descriptor; no pointers involved.
+    let flags = check(unsafe { libc::fcntl(raw, libc::F_GETFL) })?;
+    let wanted = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
+        // SAFETY: as above.
+        check(unsafe { libc::fcntl(raw, libc::F_SETFL, wanted) })?;
+    }
+    Ok(())
+}
+
+/// `getsockopt` for options whose value is a C `int`.
+pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes and `len` holds the size of `value`.
+    check(unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value)
+}
+
+/// `setsockopt` with any plain-old-data option value (`c_int`, `ip_mreqn`, `ipv6_mreq`, ...).
+pub fn setsockopt<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
+    // SAFETY: `value` is a valid, initialised `T` for the duration of the call and the length
+    // passed is exactly its size; the kernel only reads it.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// `bind(fd, addr)`.
+pub fn bind(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
+    // SAFETY: `addr.as_ptr()` points to an initialised sockaddr of `addr.len()` bytes.
+    check(unsafe { libc::bind(fd, addr.as_ptr(), addr.len()) })?;
+    Ok(())
+}
+
+/// `connect(fd, addr)`; with `None`, connects to `AF_UNSPEC`, which dissolves the association.
+pub fn connect(fd: RawFd, addr: Option<&SockAddr>) -> io::Result<()> {
+    match addr {
+        Some(addr) => {
+            // SAFETY: as in `bind`.
+            check(unsafe { libc::connect(fd, addr.as_ptr(), addr.len()) })?;
+        }
+        None => {
+            let unspec = libc::sockaddr {
+                sa_family: libc::AF_UNSPEC as libc::sa_family_t,
+                sa_data: [0; 14],
+            };
+            // SAFETY: `unspec` is a valid sockaddr of the size passed.
+            check(unsafe {
+                libc::connect(fd, &unspec, size_of::<libc::sockaddr>() as libc::socklen_t)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Which end of a socket `socket_name` asks for.
+#[derive(Clone, Copy, Debug)]
+pub enum SocketEnd {
+    Local,
+    Peer,
+}
+
+/// `getsockname` / `getpeername`.
+pub fn socket_name(fd: RawFd, end: SocketEnd) -> io::Result<SocketAddr> {
+    let mut storage = SockAddrStorage::new();
+    // SAFETY: `storage` is writable for `storage.len` bytes; the kernel writes at most that many
+    // and stores the real length back.
+    check(unsafe {
+        match end {
+            SocketEnd::Local => libc::getsockname(fd, storage.as_mut_ptr(), &mut storage.len),
+            SocketEnd::Peer => libc::getpeername(fd, storage.as_mut_ptr(), &mut storage.len),
+        }
+    })?;
+    storage
+        .decode()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
+}
+
+/// Storage the kernel can write a source address into (recvmmsg's `msg_name`, getsockname).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct SockAddrStorage {
+    raw: libc::sockaddr_in6,
+    pub len: libc::socklen_t,
+}
+
+impl SockAddrStorage {
+    pub fn new() -> Self {
+        SockAddrStorage {
+            // SAFETY: sockaddr_in6 is plain integers; all-zero is valid.
+            raw: unsafe { MaybeUninit::zeroed().assume_init() },
+            len: size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        }
+    }
+
+    pub fn as_mut_ptr(&mut self) -> *mut libc::sockaddr {
+        (&mut self.raw as *mut libc::sockaddr_in6).cast()
+    }
+
+    /// The address the kernel wrote, if it is IPv4 or IPv6.
+    pub fn decode(&self) -> Option<SocketAddr> {
+        let base = (&self.raw as *const libc::sockaddr_in6).cast::<libc::sockaddr>();
+        let len = self.len as usize;
+        match self.raw.sin6_family as libc::c_int {
+            libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the family says the kernel wrote a sockaddr_in at `base`, which the
+                // (larger) sockaddr_in6 storage holds entirely; read_unaligned needs no alignment.
+                let v4 = unsafe { std::ptr::read_unaligned(base.cast::<libc::sockaddr_in>()) };
+                Some(SockAddr::V4(v4).to_socket_addr())
+            }
+            libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
+                Some(SockAddr::V6(self.raw).to_socket_addr())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Default for SockAddrStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `if_nametoindex`: the index of a network interface, by name.
+pub fn interface_index(name: &str) -> Option<u32> {
+    let c_name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `c_name` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// The raw `sendmmsg(2)` system call. Returns how many headers the kernel consumed.
+///
+/// Not libc's `sendmmsg()`: on 64-bit musl that function loops over `sendmsg`, one system call per
+/// datagram. The headers must come from [`zeroed_mmsghdr`] so musl's padding words are zero.
+///
+/// # Safety
+/// Every `msg_iov`/`msg_name` pointer in `headers` must point to memory that is valid for reads
+/// (iovec arrays and the bytes they describe, and socket addresses of `msg_namelen` bytes) for the
+/// duration of the call.
+pub unsafe fn sendmmsg(
+    fd: RawFd,
+    headers: &mut [libc::mmsghdr],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    // SAFETY: the caller guarantees the pointers inside `headers`; `headers` itself is a valid
+    // array of `headers.len()` entries whose `msg_len` fields the kernel writes.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sendmmsg,
+            fd as libc::c_long,
+            headers.as_mut_ptr(),
+            headers.len() as libc::c_ulong,
+            flags as libc::c_long,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// The raw `recvmmsg(2)` system call (with an optional timeout).
+///
+/// # Safety
+/// Every `msg_iov` in `headers` must describe memory valid for writes, and every `msg_name` /
+/// `msg_control` pointer must point to writable storage of the length given beside it, for the
+/// duration of the call.
+pub unsafe fn recvmmsg(
+    fd: RawFd,
+    headers: &mut [libc::mmsghdr],
+    flags: libc::c_int,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<usize> {
+    let mut ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: t.subsec_nanos() as _,
+    });
+    let ts_ptr = ts
+        .as_mut()
+        .map_or(std::ptr::null_mut(), |t| t as *mut libc::timespec);
+    // SAFETY: the caller guarantees the buffers behind `headers`; `ts_ptr` is null or points to
+    // a live timespec.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_recvmmsg,
+            fd as libc::c_long,
+            headers.as_mut_ptr(),
+            headers.len() as libc::c_ulong,
+            flags as libc::c_long,
+            ts_ptr,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Reads the first control message of `header` with the given level and type as an `int`-sized
+/// (or smaller) value, e.g. `SO_RXQ_OVFL` (u32) or `UDP_GRO` (int).
+pub fn cmsg_u32(header: &libc::msghdr, level: libc::c_int, kind: libc::c_int) -> Option<u32> {
+    if header.msg_control.is_null() || (header.msg_controllen as usize) == 0 {
+        return None;
+    }
+    // SAFETY: `header` was filled by recvmmsg; its control buffer is owned by the caller and the
+    // CMSG_* macros stay within `msg_controllen`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == level && (*cmsg).cmsg_type == kind {
+                let data = libc::CMSG_DATA(cmsg);
+                let payload = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+                return Some(match payload {
+                    2 => u32::from(std::ptr::read_unaligned(data.cast::<u16>())),
+                    n if n >= 4 => std::ptr::read_unaligned(data.cast::<u32>()),
+                    _ => return None,
+                });
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    None
+}
+
+/// Space, in bytes, that a control message carrying `payload` bytes takes.
+pub fn cmsg_space(payload: usize) -> usize {
+    // SAFETY: CMSG_SPACE is pure arithmetic.
+    unsafe { libc::CMSG_SPACE(payload as u32) as usize }
+}
+
+/// Writes one control message (`level`, `kind`, a `u16` payload) at the start of `buffer`, which
+/// must be at least `cmsg_space(2)` bytes and 8-byte aligned; returns the bytes used.
+pub fn write_cmsg_u16(
+    buffer: &mut [u64],
+    level: libc::c_int,
+    kind: libc::c_int,
+    value: u16,
+) -> usize {
+    let space = cmsg_space(size_of::<u16>());
+    assert!(buffer.len() * 8 >= space, "control buffer too small");
+    // SAFETY: a zeroed msghdr whose control area is `buffer` (aligned, `space` bytes long), so
+    // CMSG_FIRSTHDR returns a pointer inside `buffer` and CMSG_DATA leaves room for 2 bytes.
+    unsafe {
+        let mut header = MaybeUninit::<libc::msghdr>::zeroed().assume_init();
+        header.msg_control = buffer.as_mut_ptr().cast();
+        header.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), value);
+    }
+    space
+}
+
+/// `epoll_create1(EPOLL_CLOEXEC)`.
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call.
+    let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `epoll_ctl(op, fd, events, token)`.
+pub fn epoll_ctl(
+    epfd: RawFd,
+    op: libc::c_int,
+    fd: RawFd,
+    events: u32,
+    token: u64,
+) -> io::Result<()> {
+    let mut event = libc::epoll_event { events, u64: token };
+    // SAFETY: `event` is a valid epoll_event for the duration of the call.
+    check(unsafe { libc::epoll_ctl(epfd, op, fd, &mut event) })?;
+    Ok(())
+}
+
+/// `epoll_wait`, returning `(events, token)` pairs into `out`.
+pub fn epoll_wait(epfd: RawFd, out: &mut Vec<(u32, u64)>, max: usize) -> io::Result<()> {
+    let mut events: Vec<libc::epoll_event> = vec![libc::epoll_event { events: 0, u64: 0 }; max];
+    // SAFETY: `events` has room for `max` entries.
+    let n = check(unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), max as libc::c_int, -1) })?;
+    out.clear();
+    out.extend(events[..n as usize].iter().map(|e| (e.events, e.u64)));
+    Ok(())
+}
