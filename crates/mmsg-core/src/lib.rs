@@ -21,17 +21,15 @@ mod sys;
 pub use addr::{AddrError, SockAddr};
 pub use recv::{RecvMeta, RecvScratch};
 pub use send::{
-    Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, MAX_MESSAGES_PER_CALL,
+    Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS, MAX_MESSAGES_PER_CALL,
     MAX_SEGMENTS_PER_MESSAGE,
 };
-pub use socket::{Family, MembershipError, SocketOptions, UdpSocket};
+pub use socket::{
+    datagram_socket_family, destination_for_family, Family, MembershipError, SocketOptions,
+    UdpSocket,
+};
 
 /// Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP).
 pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
 /// Largest UDP payload over IPv6 without jumbograms (65535 − 8 UDP).
 pub const MAX_UDP_PAYLOAD_V6: usize = 65_527;
-
-/// Whether `fd` is an open datagram socket (`SO_TYPE` is `SOCK_DGRAM`).
-pub fn is_datagram_socket(fd: std::os::fd::RawFd) -> std::io::Result<bool> {
-    Ok(sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)? == libc::SOCK_DGRAM)
-}

@@ -16,6 +16,14 @@ pub const MAX_MESSAGES_PER_CALL: usize = 1024;
 /// IOV_MAX: the most iovecs (segments) one message may have; more is `EMSGSIZE` from the kernel.
 pub const MAX_SEGMENTS_PER_MESSAGE: usize = 1024;
 
+/// The `sendmsg` flags that make sense for a batch and are passed through to the kernel.
+pub const KNOWN_SEND_FLAGS: i32 = libc::MSG_DONTWAIT
+    | libc::MSG_CONFIRM
+    | libc::MSG_DONTROUTE
+    | libc::MSG_MORE
+    | libc::MSG_NOSIGNAL
+    | libc::MSG_EOR;
+
 /// Index of a destination added to a batch with [`Batch::add_destination`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DestinationId(u32);

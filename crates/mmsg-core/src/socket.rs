@@ -77,17 +77,11 @@ impl UdpSocket {
     /// descriptor). The original stays open and owned by its owner; the duplicate shares the same
     /// open socket and is made non-blocking (which the original, sharing the file status flags,
     /// then also is, as libuv's sockets already are).
-    pub fn from_borrowed_fd(fd: BorrowedFd<'_>) -> io::Result<Self> {
-        let raw = fd.as_raw_fd();
-        let socket_type = sys::getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_TYPE)?;
-        if socket_type != libc::SOCK_DGRAM {
-            return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
-        }
-        let family = match sys::getsockopt_int(raw, libc::SOL_SOCKET, libc::SO_DOMAIN)? {
-            libc::AF_INET => Family::V4,
-            libc::AF_INET6 => Family::V6,
-            _ => return Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
-        };
+    ///
+    /// `fd` is only read (checked with `SO_TYPE`, then duplicated), so any number is safe to
+    /// pass: a closed descriptor gives `EBADF`, a non-socket `ENOTSOCK`.
+    pub fn from_fd_duplicate(fd: RawFd) -> io::Result<Self> {
+        let family = datagram_socket_family(fd)?;
         let owned = sys::dup_cloexec(fd)?;
         sys::set_nonblocking(owned.as_fd(), true)?;
         Ok(UdpSocket { fd: owned, family })
@@ -110,11 +104,7 @@ impl UdpSocket {
 
     /// As [`UdpSocket::destination`], for an already parsed address.
     pub fn destination_for(&self, parsed: SocketAddr) -> Result<SockAddr, AddrError> {
-        match (self.family, parsed) {
-            (Family::V4, SocketAddr::V6(_)) => Err(AddrError::WrongFamily(parsed.ip().to_string())),
-            (Family::V6, SocketAddr::V4(_)) => Ok(SockAddr::from(addr::to_ipv6_mapped(parsed))),
-            _ => Ok(SockAddr::from(parsed)),
-        }
+        destination_for_family(self.family, parsed)
     }
 
     /// The unspecified address of this socket's family (`0.0.0.0` or `::`).
@@ -308,6 +298,29 @@ impl UdpSocket {
 impl AsFd for UdpSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// The address a socket of `family` must be given to reach `parsed`: an IPv4 address on an IPv6
+/// socket becomes IPv4-mapped; an IPv6 address on an IPv4 socket is refused.
+pub fn destination_for_family(family: Family, parsed: SocketAddr) -> Result<SockAddr, AddrError> {
+    match (family, parsed) {
+        (Family::V4, SocketAddr::V6(_)) => Err(AddrError::WrongFamily(parsed.ip().to_string())),
+        (Family::V6, SocketAddr::V4(_)) => Ok(SockAddr::from(addr::to_ipv6_mapped(parsed))),
+        _ => Ok(SockAddr::from(parsed)),
+    }
+}
+
+/// The family of any socket descriptor (`SO_DOMAIN`), if it is an IPv4/IPv6 datagram socket.
+pub fn datagram_socket_family(fd: RawFd) -> io::Result<Family> {
+    let socket_type = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
+    if socket_type != libc::SOCK_DGRAM {
+        return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
+    }
+    match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)? {
+        libc::AF_INET => Ok(Family::V4),
+        libc::AF_INET6 => Ok(Family::V6),
+        _ => Err(io::Error::from_raw_os_error(libc::EAFNOSUPPORT)),
     }
 }
 

@@ -60,9 +60,10 @@ pub fn udp_socket(domain: libc::c_int) -> io::Result<OwnedFd> {
 }
 
 /// `fcntl(F_DUPFD_CLOEXEC)`: a new descriptor for the same open socket.
-pub fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    // SAFETY: fcntl with F_DUPFD_CLOEXEC on a descriptor the borrow proves open.
-    let new_fd = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+pub fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl with integer arguments; an fd that is not open yields EBADF, and the new
+    // descriptor claims no ownership of the original.
+    let new_fd = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
     // SAFETY: `new_fd` is a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new_fd) })
 }

@@ -45,7 +45,7 @@ fn man_page_example_arrives_as_two_datagrams() {
 #[test]
 fn more_than_uio_maxiov_messages_arrive_all_in_order() {
     let rx = receiver("127.0.0.1:0");
-    let rx_core = UdpSocket::from_borrowed_fd(std::os::fd::AsFd::as_fd(&rx)).unwrap();
+    let rx_core = UdpSocket::from_fd_duplicate(std::os::fd::AsRawFd::as_raw_fd(&rx)).unwrap();
     rx_core.set_recv_buffer_size(8 << 20).unwrap();
     let tx = sender(Family::V4, "127.0.0.1:0");
     let payloads: Vec<[u8; 4]> = (0..3000u32).map(|i| i.to_be_bytes()).collect();

@@ -1,0 +1,704 @@
+//! `class UdpSocket`: the JS face of [`mmsg_core::UdpSocket`], with synchronous and
+//! asynchronous batch sends.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::sync::{Arc, Mutex};
+
+use mmsg_core::reactor::{Reactor, Readiness, Registration};
+use mmsg_core::{Family, SendScratch, SendStop, SocketOptions};
+use napi::JsValue;
+use napi::bindgen_prelude::{FromNapiValue, Object, PromiseRaw, Unknown};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Result, Status, ValueType};
+use napi_derive::napi;
+
+use crate::convert::{
+    optional_port, optional_string, packed_input, send_flags, type_name, AddressResolver,
+    BatchInput, BatchSink,
+};
+use crate::errors::{closed_error, range_error, system_error, type_error, BatchPosition};
+use crate::pending::{PendingSend, PendingSink, Progress, Resolver};
+
+/// Options for `new UdpSocket(...)`, like `dgram.createSocket`'s.
+#[napi(object)]
+pub struct UdpSocketOptions {
+    /// `'udp4'` or `'udp6'`.
+    #[napi(ts_type = "'udp4' | 'udp6'")]
+    pub r#type: String,
+    /// `SO_REUSEADDR`.
+    pub reuse_addr: Option<bool>,
+    /// `SO_REUSEPORT`: several sockets share one port and the kernel spreads datagrams.
+    pub reuse_port: Option<bool>,
+    /// `IPV6_V6ONLY` (udp6 only).
+    pub ipv6_only: Option<bool>,
+    /// `SO_SNDBUF` in bytes.
+    pub send_buffer_size: Option<u32>,
+    /// `SO_RCVBUF` in bytes.
+    pub recv_buffer_size: Option<u32>,
+}
+
+/// An address as `dgram`'s `socket.address()` returns it.
+#[napi(object)]
+pub struct AddressInfo {
+    pub address: String,
+    /// `'IPv4'` or `'IPv6'`.
+    pub family: String,
+    pub port: u32,
+}
+
+impl From<SocketAddr> for AddressInfo {
+    fn from(addr: SocketAddr) -> Self {
+        AddressInfo {
+            address: addr.ip().to_string(),
+            family: if addr.is_ipv4() { "IPv4" } else { "IPv6" }.to_owned(),
+            port: u32::from(addr.port()),
+        }
+    }
+}
+
+type WakeFn = ThreadsafeFunction<Readiness, (), (), Status, false>;
+
+/// Connection to the reactor, created the first time the socket has to wait.
+struct Wake {
+    // Dropped first: stops notifications before anything else goes.
+    registration: Registration,
+    /// Shared with the reactor thread, which calls it; the JS thread refs/unrefs it.
+    tsfn: Arc<Mutex<WakeFn>>,
+}
+
+pub(crate) struct SocketState {
+    /// Field order matters: `wake` is dropped before `socket` closes the descriptor.
+    wake: Option<Wake>,
+    socket: Option<mmsg_core::UdpSocket>,
+    resolver: AddressResolver,
+    scratch: SendScratch,
+    queue: VecDeque<PendingSend>,
+    refed: bool,
+    /// Set while the socket has work pending (a deliberate cycle that keeps it alive, like a
+    /// libuv handle); cleared when idle or closed.
+    keep_alive: Option<Rc<RefCell<SocketState>>>,
+}
+
+pub(crate) type SharedState = Rc<RefCell<SocketState>>;
+
+thread_local! {
+    /// Sockets of this thread's JS environment, closed when the environment is torn down
+    /// (a worker thread exiting with sockets open).
+    static LIVE_SOCKETS: RefCell<Vec<Weak<RefCell<SocketState>>>> = const { RefCell::new(Vec::new()) };
+    static CLEANUP_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn track(env: &Env, state: &SharedState) -> Result<()> {
+    LIVE_SOCKETS.with(|live| {
+        let mut live = live.borrow_mut();
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Rc::downgrade(state));
+    });
+    if !CLEANUP_HOOK.with(|c| c.replace(true)) {
+        env.add_env_cleanup_hook((), |_| {
+            let sockets: Vec<_> = LIVE_SOCKETS.with(|live| live.borrow_mut().drain(..).collect());
+            for socket in sockets.iter().filter_map(Weak::upgrade) {
+                if let Ok(mut state) = socket.try_borrow_mut() {
+                    state.teardown();
+                }
+            }
+            CLEANUP_HOOK.with(|c| c.set(false));
+        })?;
+    }
+    Ok(())
+}
+
+impl SocketState {
+    /// Closes without settling promises (the JS environment is going away).
+    fn teardown(&mut self) {
+        self.wake = None;
+        self.socket = None;
+        self.queue.clear();
+        self.keep_alive = None;
+    }
+}
+
+/// A UDP socket whose sends and receives move whole batches per system call.
+///
+/// ```ts
+/// const socket = new UdpSocket('udp4')
+/// socket.bind(0, '127.0.0.1')
+/// socket.trySend([Buffer.from('one'), Buffer.from('two')], 5353, '127.0.0.1')
+/// ```
+#[napi]
+pub struct UdpSocket {
+    state: SharedState,
+}
+
+fn parse_options(env: &Env, options: Unknown) -> Result<(Family, SocketOptions)> {
+    let (kind, extra) = match options.get_type()? {
+        ValueType::String => (String::from_unknown(options)?, None),
+        ValueType::Object => {
+            let object = Object::from_unknown(options)?;
+            let kind = optional_string(env, object.get::<Unknown>("type")?, "options.type")?
+                .ok_or_else(|| type_error(env, "options.type must be 'udp4' or 'udp6'"))?;
+            (kind, Some(UdpSocketOptions::from_unknown(options).map_err(|e| {
+                type_error(env, format!("invalid socket options: {}", e.reason))
+            })?))
+        }
+        other => {
+            return Err(type_error(
+                env,
+                format!("expected 'udp4', 'udp6' or an options object; got {}", type_name(other)),
+            ))
+        }
+    };
+    let family = match kind.as_str() {
+        "udp4" => Family::V4,
+        "udp6" => Family::V6,
+        other => {
+            return Err(type_error(
+                env,
+                format!("socket type must be 'udp4' or 'udp6'; got {other:?}"),
+            ))
+        }
+    };
+    let mut core = SocketOptions::default();
+    if let Some(o) = extra {
+        core.reuse_addr = o.reuse_addr.unwrap_or(false);
+        core.reuse_port = o.reuse_port.unwrap_or(false);
+        core.ipv6_only = o.ipv6_only;
+        core.send_buffer_size = o.send_buffer_size;
+        core.recv_buffer_size = o.recv_buffer_size;
+    }
+    Ok((family, core))
+}
+
+impl UdpSocket {
+    fn from_core(env: &Env, socket: mmsg_core::UdpSocket) -> Result<Self> {
+        let family = socket.family();
+        let state = Rc::new(RefCell::new(SocketState {
+            wake: None,
+            socket: Some(socket),
+            resolver: AddressResolver::new(family),
+            scratch: SendScratch::new(),
+            queue: VecDeque::new(),
+            refed: true,
+            keep_alive: None,
+        }));
+        track(env, &state)?;
+        Ok(UdpSocket { state })
+    }
+
+    /// Runs `f` with the open socket, or throws `ERR_SOCKET_CLOSED`.
+    fn with_socket<T>(
+        &self,
+        env: &Env,
+        f: impl FnOnce(&mmsg_core::UdpSocket) -> std::io::Result<T>,
+        syscall: &str,
+    ) -> Result<T> {
+        let state = self.state.borrow();
+        let socket = state.socket.as_ref().ok_or_else(|| closed_error(env))?;
+        f(socket).map_err(|e| system_error(env, &e, syscall, BatchPosition::default()))
+    }
+
+    fn destination_args(
+        &self,
+        env: &Env,
+        port: Option<Unknown>,
+        address: Option<Unknown>,
+    ) -> Result<Option<mmsg_core::SockAddr>> {
+        let port = optional_port(env, port, "port")?;
+        let address = optional_string(env, address, "address")?;
+        self.state
+            .borrow_mut()
+            .resolver
+            .destination(env, port, address.as_deref(), "destination")
+    }
+
+    fn messages_input<'env>(
+        &self,
+        env: &Env,
+        messages: Unknown<'env>,
+        port: Option<Unknown>,
+        address: Option<Unknown>,
+    ) -> Result<BatchInput<'env>> {
+        if !messages.is_array()? {
+            return Err(type_error(
+                env,
+                "messages must be an array of Buffers/Uint8Arrays or { buffers, address?, port? } objects",
+            ));
+        }
+        let default_destination = self.destination_args(env, port, address)?;
+        Ok(BatchInput::Messages {
+            list: napi::bindgen_prelude::Array::from_unknown(messages)?,
+            default_destination,
+        })
+    }
+
+    /// The synchronous send shared by `trySend` and `trySendPacked`.
+    fn try_send_input(&self, env: &Env, input: &BatchInput, flags: i32) -> Result<u32> {
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        let fd = state.socket.as_ref().ok_or_else(|| closed_error(env))?.raw_fd();
+        if !state.queue.is_empty() {
+            // Earlier async sends are still waiting: sending now would reorder datagrams.
+            return Ok(0);
+        }
+        let mut batch = state.scratch.batch();
+        input.walk(env, &mut state.resolver, 0, input.len(), &mut BatchSink::new(&mut batch))?;
+        let report = batch.send(fd, flags, 0);
+        match report.stop {
+            SendStop::Complete | SendStop::WouldBlock => Ok(report.sent as u32),
+            SendStop::Failed(error) => Err(system_error(
+                env,
+                &error,
+                "sendmmsg",
+                BatchPosition {
+                    index: Some(report.sent),
+                    sent: Some(report.sent),
+                },
+            )),
+        }
+    }
+
+    /// The asynchronous send shared by `send` and `sendPacked`.
+    fn send_input<'env>(
+        &self,
+        env: &'env Env,
+        input: &BatchInput,
+        flags: i32,
+        shared_holder: bool,
+    ) -> Result<Unknown<'env>> {
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        let fd = state.socket.as_ref().ok_or_else(|| closed_error(env))?.raw_fd();
+        let total = input.len();
+        let mut sent_now = 0;
+        if state.queue.is_empty() {
+            let mut batch = state.scratch.batch();
+            input.walk(env, &mut state.resolver, 0, total, &mut BatchSink::new(&mut batch))?;
+            let report = batch.send(fd, flags, 0);
+            match report.stop {
+                SendStop::Complete => {
+                    return Ok(PromiseRaw::resolve(env, report.sent as u32)?.to_unknown());
+                }
+                SendStop::Failed(error) => {
+                    let at = BatchPosition {
+                        index: Some(report.sent),
+                        sent: Some(report.sent),
+                    };
+                    let js_error = system_error(env, &error, "sendmmsg", at);
+                    return Ok(PromiseRaw::<u32>::reject(env, js_error)?.to_unknown());
+                }
+                SendStop::WouldBlock => sent_now = report.sent,
+            }
+        }
+        let (deferred, promise) = env.create_deferred::<u32, Resolver>()?;
+        let mut pending = PendingSend::new(env, sent_now, flags, deferred)?;
+        {
+            let mut sink = PendingSink::new(env, &mut pending, shared_holder)?;
+            input.walk(env, &mut state.resolver, sent_now, total, &mut sink)?;
+        }
+        state.queue.push_back(pending);
+        drop(guard);
+        update_interest(env, &self.state)?;
+        Ok(promise.to_unknown())
+    }
+}
+
+/// Re-arms the reactor for what the socket now waits for, and refs/unrefs the wake-up function
+/// so that only a socket with pending work (and not `unref()`ed) keeps the process alive.
+pub(crate) fn update_interest(env: &Env, shared: &SharedState) -> Result<()> {
+    let (want_write, closed) = {
+        let state = shared.borrow();
+        (!state.queue.is_empty(), state.socket.is_none())
+    };
+    if closed {
+        return Ok(());
+    }
+    let active = want_write;
+    if active && shared.borrow().wake.is_none() {
+        let wake = create_wake(env, shared)?;
+        shared.borrow_mut().wake = Some(wake);
+    }
+    let mut guard = shared.borrow_mut();
+    let state = &mut *guard;
+    if let Some(wake) = state.wake.as_mut() {
+        wake.registration
+            .arm(false, want_write)
+            .map_err(|e| system_error(env, &e, "epoll_ctl", BatchPosition::default()))?;
+        let mut tsfn = wake.tsfn.lock().unwrap_or_else(|p| p.into_inner());
+        #[allow(deprecated)] // the suggested replacement (clone counting) cannot express unref
+        if active && state.refed {
+            tsfn.refer(env)?;
+        } else {
+            tsfn.unref(env)?;
+        }
+    }
+    state.keep_alive = if active { Some(shared.clone()) } else { None };
+    Ok(())
+}
+
+fn create_wake(env: &Env, shared: &SharedState) -> Result<Wake> {
+    let weak = Rc::downgrade(shared);
+    let noop = env.create_function_from_closure::<(), (), _>("sendmmsgWake", |_| Ok(()))?;
+    let tsfn: WakeFn = noop
+        .build_threadsafe_function::<Readiness>()
+        .callee_handled::<false>()
+        .build_callback(move |ctx| {
+            if let Some(state) = weak.upgrade() {
+                on_ready(&ctx.env, &state, ctx.value);
+            }
+            Ok(())
+        })?;
+    let reactor = Reactor::global()
+        .map_err(|e| system_error(env, &e, "epoll_create", BatchPosition::default()))?;
+    let tsfn = Arc::new(Mutex::new(tsfn));
+    let notifier = Arc::clone(&tsfn);
+    let fd = shared.borrow().socket.as_ref().map(|s| s.raw_fd()).unwrap_or(-1);
+    let registration = reactor
+        .register(fd, move |readiness| {
+            let notifier = notifier.lock().unwrap_or_else(|p| p.into_inner());
+            notifier.call(readiness, ThreadsafeFunctionCallMode::NonBlocking);
+        })
+        .map_err(|e| system_error(env, &e, "epoll_ctl", BatchPosition::default()))?;
+    Ok(Wake { registration, tsfn })
+}
+
+/// On the JS thread, when the reactor says the socket is ready.
+fn on_ready(env: &Env, shared: &SharedState, readiness: Readiness) {
+    if readiness.writable || readiness.error {
+        flush_queue(env, shared);
+    }
+    let _ = update_interest(env, shared);
+}
+
+fn flush_queue(env: &Env, shared: &SharedState) {
+    let mut guard = shared.borrow_mut();
+    let state = &mut *guard;
+    let Some(fd) = state.socket.as_ref().map(|s| s.raw_fd()) else {
+        return;
+    };
+    while let Some(front) = state.queue.front_mut() {
+        match front.resume(env, fd, &mut state.scratch) {
+            Progress::Blocked => break,
+            Progress::Settled => {
+                state.queue.pop_front();
+            }
+        }
+    }
+}
+
+#[napi]
+impl UdpSocket {
+    /// Creates a socket: `new UdpSocket('udp4')`, `new UdpSocket({ type: 'udp6', ipv6Only: true })`.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(
+        env: Env,
+        #[napi(ts_arg_type = "'udp4' | 'udp6' | UdpSocketOptions")] options: Unknown,
+    ) -> Result<Self> {
+        let (family, core_options) = parse_options(&env, options)?;
+        let socket = mmsg_core::UdpSocket::new(family, &core_options)
+            .map_err(|e| system_error(&env, &e, "socket", BatchPosition::default()))?;
+        UdpSocket::from_core(&env, socket)
+    }
+
+    /// Wraps an existing UDP socket descriptor, for example a `node:dgram` socket's
+    /// (`dgramSocket._handle.fd` once it is bound). The descriptor is duplicated: closing this
+    /// `UdpSocket` leaves the original open, and both share the same kernel socket.
+    #[napi(factory, catch_unwind)]
+    pub fn from_fd(env: Env, #[napi(ts_arg_type = "number")] fd: Unknown) -> Result<Self> {
+        let fd = crate::functions::fd_arg(&env, fd)?;
+        // Borrowing an arbitrary number as a descriptor is checked by the core: it verifies
+        // (SO_TYPE) that it is an open datagram socket before duplicating it.
+        let socket = mmsg_core::UdpSocket::from_fd_duplicate(fd)
+            .map_err(|e| system_error(&env, &e, "dup", BatchPosition::default()))?;
+        UdpSocket::from_core(&env, socket)
+    }
+
+    /// Binds synchronously: the port is known when this returns. `port` 0 or omitted picks a
+    /// free port; `address` defaults to `0.0.0.0` / `::`.
+    #[napi(catch_unwind, ts_args_type = "port?: number, address?: string")]
+    pub fn bind(&self, env: Env, port: Option<Unknown>, address: Option<Unknown>) -> Result<AddressInfo> {
+        let port = optional_port(&env, port, "port")?.unwrap_or(0);
+        let address = optional_string(&env, address, "address")?;
+        let target = {
+            let mut state = self.state.borrow_mut();
+            let unspecified = state
+                .socket
+                .as_ref()
+                .ok_or_else(|| closed_error(&env))?
+                .unspecified()
+                .to_string();
+            let text = address.unwrap_or(unspecified);
+            state.resolver.resolve(&env, &text, port)?
+        };
+        self.with_socket(&env, |s| s.bind(target), "bind")?;
+        self.address(env)
+    }
+
+    /// Associates the socket with one peer: sends without an address go there, and only its
+    /// datagrams are received.
+    #[napi(catch_unwind, ts_args_type = "port: number, address?: string")]
+    pub fn connect(&self, env: Env, port: Unknown, address: Option<Unknown>) -> Result<()> {
+        let target = self
+            .destination_args(&env, Some(port), address)?
+            .ok_or_else(|| type_error(&env, "connect needs a port"))?;
+        self.with_socket(&env, |s| s.connect(target), "connect")
+    }
+
+    /// Dissolves the association made by `connect`.
+    #[napi(catch_unwind)]
+    pub fn disconnect(&self, env: Env) -> Result<()> {
+        self.with_socket(&env, |s| s.disconnect(), "connect")
+    }
+
+    /// The local address (`getsockname`).
+    #[napi(catch_unwind)]
+    pub fn address(&self, env: Env) -> Result<AddressInfo> {
+        self.with_socket(&env, |s| s.local_addr(), "getsockname").map(AddressInfo::from)
+    }
+
+    /// The connected peer (`getpeername`); throws `ENOTCONN` when not connected.
+    #[napi(catch_unwind)]
+    pub fn remote_address(&self, env: Env) -> Result<AddressInfo> {
+        self.with_socket(&env, |s| s.peer_addr(), "getpeername").map(AddressInfo::from)
+    }
+
+    /// The socket's file descriptor (-1 once closed).
+    #[napi(getter)]
+    pub fn fd(&self) -> i32 {
+        self.state.borrow().socket.as_ref().map_or(-1, |s| s.raw_fd())
+    }
+
+    /// `'udp4'` or `'udp6'`.
+    #[napi(getter, js_name = "type", ts_return_type = "'udp4' | 'udp6'")]
+    pub fn socket_type(&self) -> &'static str {
+        match self.state.borrow().resolver.family() {
+            Family::V4 => "udp4",
+            Family::V6 => "udp6",
+        }
+    }
+
+    /// Whether `close()` has been called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.state.borrow().socket.is_none()
+    }
+
+    /// Async sends still waiting for the kernel to take their datagrams.
+    #[napi(getter)]
+    pub fn pending_sends(&self) -> u32 {
+        self.state.borrow().queue.len() as u32
+    }
+
+    /// Closes the socket. Pending `send()` promises reject with `ERR_SOCKET_CLOSED` (their
+    /// `sent` property says how many datagrams went out). Closing twice is harmless.
+    #[napi(catch_unwind)]
+    pub fn close(&self, env: Env) -> Result<()> {
+        let queue: Vec<PendingSend> = {
+            let mut state = self.state.borrow_mut();
+            state.wake = None;
+            state.socket = None;
+            state.keep_alive = None;
+            state.queue.drain(..).collect()
+        };
+        for mut pending in queue {
+            let error = closed_error(&env);
+            pending.reject(&env, error);
+        }
+        Ok(())
+    }
+
+    /// Lets the process exit even while this socket waits (like `dgram`'s `unref`).
+    #[napi(catch_unwind)]
+    pub fn unref(&self, env: Env) -> Result<()> {
+        self.state.borrow_mut().refed = false;
+        update_interest(&env, &self.state)
+    }
+
+    /// Undoes `unref()`.
+    #[napi(js_name = "ref", catch_unwind)]
+    pub fn refer(&self, env: Env) -> Result<()> {
+        self.state.borrow_mut().refed = true;
+        update_interest(&env, &self.state)
+    }
+
+    /// Sends a batch now, without waiting, and returns how many datagrams the kernel took (the
+    /// rest would block: send them later, from that index). Elements are whole datagrams
+    /// (`Buffer`/`Uint8Array`, to `port`/`address` or the connected peer) or
+    /// `{ buffers, address?, port? }` messages whose pieces are gathered into one datagram.
+    ///
+    /// If message `k` fails, throws a system error with `index: k` and `sent: k`: messages
+    /// `0..k` went out, none after. While `send()` promises are pending, returns 0 (sending now
+    /// would overtake them).
+    #[napi(
+        catch_unwind,
+        ts_args_type = "messages: Array<Uint8Array | OutgoingMessage>, port?: number, address?: string, flags?: number"
+    )]
+    pub fn try_send(
+        &self,
+        env: Env,
+        messages: Unknown,
+        port: Option<Unknown>,
+        address: Option<Unknown>,
+        flags: Option<Unknown>,
+    ) -> Result<u32> {
+        let flags = send_flags(&env, flags)?;
+        let input = self.messages_input(&env, messages, port, address)?;
+        self.try_send_input(&env, &input, flags)
+    }
+
+    /// `trySend` for one packed buffer holding consecutive datagrams of the given lengths
+    /// (sliced without copying). Returns how many datagrams the kernel took.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "packed: Uint8Array, lengths: Uint32Array | number[], port?: number, address?: string, flags?: number"
+    )]
+    pub fn try_send_packed(
+        &self,
+        env: Env,
+        packed: Unknown,
+        lengths: Unknown,
+        port: Option<Unknown>,
+        address: Option<Unknown>,
+        flags: Option<Unknown>,
+    ) -> Result<u32> {
+        let flags = send_flags(&env, flags)?;
+        let destination = self.destination_args(&env, port, address)?;
+        let input = packed_input(&env, packed, lengths, destination)?;
+        self.try_send_input(&env, &input, flags)
+    }
+
+    /// Sends a whole batch, waiting (without blocking the event loop) whenever the kernel's
+    /// send buffer is full. Resolves with the number of datagrams sent (all of them); rejects
+    /// with a system error carrying `index`/`sent` if one fails. The buffers must not be
+    /// modified until it settles; they are kept alive until then.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "messages: Array<Uint8Array | OutgoingMessage>, port?: number, address?: string, flags?: number",
+        ts_return_type = "Promise<number>"
+    )]
+    pub fn send<'env>(
+        &self,
+        env: &'env Env,
+        messages: Unknown,
+        port: Option<Unknown>,
+        address: Option<Unknown>,
+        flags: Option<Unknown>,
+    ) -> Result<Unknown<'env>> {
+        let flags = send_flags(env, flags)?;
+        let input = self.messages_input(env, messages, port, address)?;
+        self.send_input(env, &input, flags, false)
+    }
+
+    /// `send` for one packed buffer plus lengths.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "packed: Uint8Array, lengths: Uint32Array | number[], port?: number, address?: string, flags?: number",
+        ts_return_type = "Promise<number>"
+    )]
+    pub fn send_packed<'env>(
+        &self,
+        env: &'env Env,
+        packed: Unknown,
+        lengths: Unknown,
+        port: Option<Unknown>,
+        address: Option<Unknown>,
+        flags: Option<Unknown>,
+    ) -> Result<Unknown<'env>> {
+        let flags = send_flags(env, flags)?;
+        let destination = self.destination_args(env, port, address)?;
+        let input = packed_input(env, packed, lengths, destination)?;
+        self.send_input(env, &input, flags, true)
+    }
+
+    /// `SO_BROADCAST`.
+    #[napi(catch_unwind)]
+    pub fn set_broadcast(&self, env: Env, on: bool) -> Result<()> {
+        self.with_socket(&env, |s| s.set_broadcast(on), "setsockopt")
+    }
+
+    /// Unicast TTL / hop limit, 1–255.
+    #[napi(catch_unwind)]
+    pub fn set_ttl(&self, env: Env, ttl: u32) -> Result<()> {
+        let ttl = ttl_arg(&env, ttl)?;
+        self.with_socket(&env, |s| s.set_ttl(ttl), "setsockopt")
+    }
+
+    /// Multicast TTL / hop limit, 0–255.
+    #[napi(catch_unwind)]
+    pub fn set_multicast_ttl(&self, env: Env, ttl: u32) -> Result<()> {
+        let ttl = u8::try_from(ttl).map_err(|_| range_error(&env, "ttl must be 0 to 255"))?;
+        self.with_socket(&env, |s| s.set_multicast_ttl(ttl), "setsockopt")
+    }
+
+    /// Whether multicast datagrams loop back to local listeners.
+    #[napi(catch_unwind)]
+    pub fn set_multicast_loopback(&self, env: Env, on: bool) -> Result<()> {
+        self.with_socket(&env, |s| s.set_multicast_loopback(on), "setsockopt")
+    }
+
+    /// Outgoing multicast interface (an interface address for udp4; an index or `%name` for udp6).
+    #[napi(catch_unwind)]
+    pub fn set_multicast_interface(&self, env: Env, interface: String) -> Result<()> {
+        self.membership_op(&env, |s| s.set_multicast_interface(&interface))
+    }
+
+    /// Joins a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_ADD_MEMBERSHIP`).
+    #[napi(catch_unwind)]
+    pub fn add_membership(&self, env: Env, group: String, interface: Option<String>) -> Result<()> {
+        self.membership_op(&env, |s| s.set_membership(&group, interface.as_deref(), true))
+    }
+
+    /// Leaves a multicast group.
+    #[napi(catch_unwind)]
+    pub fn drop_membership(&self, env: Env, group: String, interface: Option<String>) -> Result<()> {
+        self.membership_op(&env, |s| s.set_membership(&group, interface.as_deref(), false))
+    }
+
+    /// `SO_SNDBUF` (the kernel doubles the value; read it back with `getSendBufferSize`).
+    #[napi(catch_unwind)]
+    pub fn set_send_buffer_size(&self, env: Env, bytes: u32) -> Result<()> {
+        self.with_socket(&env, |s| s.set_send_buffer_size(bytes), "setsockopt")
+    }
+
+    /// `SO_RCVBUF`.
+    #[napi(catch_unwind)]
+    pub fn set_recv_buffer_size(&self, env: Env, bytes: u32) -> Result<()> {
+        self.with_socket(&env, |s| s.set_recv_buffer_size(bytes), "setsockopt")
+    }
+
+    #[napi(catch_unwind)]
+    pub fn get_send_buffer_size(&self, env: Env) -> Result<u32> {
+        self.with_socket(&env, |s| s.send_buffer_size(), "getsockopt")
+    }
+
+    #[napi(catch_unwind)]
+    pub fn get_recv_buffer_size(&self, env: Env) -> Result<u32> {
+        self.with_socket(&env, |s| s.recv_buffer_size(), "getsockopt")
+    }
+}
+
+impl UdpSocket {
+    fn membership_op(
+        &self,
+        env: &Env,
+        f: impl FnOnce(&mmsg_core::UdpSocket) -> std::result::Result<(), mmsg_core::MembershipError>,
+    ) -> Result<()> {
+        let state = self.state.borrow();
+        let socket = state.socket.as_ref().ok_or_else(|| closed_error(env))?;
+        f(socket).map_err(|e| match e {
+            mmsg_core::MembershipError::Address(a) => type_error(env, a.to_string()),
+            mmsg_core::MembershipError::System(io) => {
+                system_error(env, &io, "setsockopt", BatchPosition::default())
+            }
+        })
+    }
+}
+
+fn ttl_arg(env: &Env, ttl: u32) -> Result<u8> {
+    match u8::try_from(ttl) {
+        Ok(t) if t >= 1 => Ok(t),
+        _ => Err(range_error(env, format!("ttl must be 1 to 255; got {ttl}"))),
+    }
+}
