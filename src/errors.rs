@@ -35,9 +35,21 @@ pub fn range_error(env: &Env, message: impl Into<String>) -> Error {
 
 /// An `Error` with `code: 'ERR_SOCKET_CLOSED'` (like `node:dgram`'s "Not running").
 pub fn closed_error(env: &Env) -> Error {
-    match env.create_error(Error::new(Status::GenericFailure, "the socket is closed")) {
+    closed(env, "the socket is closed", None)
+}
+
+/// `ERR_SOCKET_CLOSED` for a pending send, with `sent`: how many of its datagrams went out.
+pub fn closed_error_after(env: &Env, sent: usize) -> Error {
+    closed(env, "the socket was closed before the send completed", Some(sent))
+}
+
+fn closed(env: &Env, message: &str, sent: Option<usize>) -> Error {
+    match env.create_error(Error::new(Status::GenericFailure, message)) {
         Ok(mut object) => {
             let _ = object.set("code", "ERR_SOCKET_CLOSED");
+            if let Some(sent) = sent {
+                let _ = object.set("sent", sent as u32);
+            }
             Error::from(object.to_unknown())
         }
         Err(e) => e,

@@ -150,6 +150,13 @@ impl PendingSend {
         Progress::Settled
     }
 
+    /// Rejects because the socket closed, telling how many datagrams went out first.
+    pub fn reject_closed(&mut self, env: &Env) {
+        let sent = self.batch_index();
+        let error = crate::errors::closed_error_after(env, sent);
+        self.reject(env, error);
+    }
+
     /// Rejects the promise with `error` and drops the buffers.
     pub fn reject(&mut self, env: &Env, error: Error) {
         self.release(env);

@@ -503,8 +503,7 @@ impl UdpSocket {
             state.queue.drain(..).collect()
         };
         for mut pending in queue {
-            let error = closed_error(&env);
-            pending.reject(&env, error);
+            pending.reject_closed(&env);
         }
         Ok(())
     }
