@@ -85,6 +85,37 @@ export declare class UdpSocket {
   send(messages: Array<Uint8Array | OutgoingMessage>, port?: number, address?: string, flags?: number): Promise<number>
   /** `send` for one packed buffer plus lengths. */
   sendPacked(packed: Uint8Array, lengths: Uint32Array | number[], port?: number, address?: string, flags?: number): Promise<number>
+  /**
+   * Receives what is queued now, without waiting: up to `maxDatagrams` (default 64)
+   * datagrams of up to `maxSize` bytes (default 65535; longer ones are truncated and say so).
+   * Each comes as its own exact-size `Buffer` with its sender. Returns `[]` when nothing waits.
+   */
+  tryRecv(maxDatagrams?: number, maxSize?: number): ReceivedDatagram[]
+  /**
+   * Zero-allocation receive: fills `batch` (from `createRecvBatch`) with what is queued now,
+   * straight into its JS-allocated memory, and returns the count (also in `batch.count`).
+   */
+  tryRecvBatch(batch: RecvBatch): number
+  /**
+   * Event-driven receive, convenient shape: `callback` gets arrays of
+   * `{ data, address, port, family, truncated }`, one array per batch of up to
+   * `maxDatagrams` (default 1024) datagrams read by one `recvmmsg`. Replaces any previous
+   * receive handler. The socket must be bound (or connected) to receive.
+   */
+  onMessages(callback: (datagrams: ReceivedDatagram[]) => void, options?: { maxDatagrams?: number, maxSize?: number }): void
+  /**
+   * Event-driven receive, zero-allocation shape: `callback` gets the same `batch` object
+   * (see `createRecvBatch`) refilled for every batch. Read it before returning: the next
+   * batch overwrites it.
+   */
+  onBatch(batch: RecvBatch, callback: (batch: RecvBatch) => void): void
+  /** Stops event-driven delivery (queued datagrams stay in the kernel). */
+  stopReceiving(): void
+  /**
+   * Datagrams the kernel dropped because the receive queue was full (`SO_RXQ_OVFL`), as of
+   * the last receive. Counting starts when the first receive method is used.
+   */
+  get dropCount(): number
   /** `SO_BROADCAST`. */
   setBroadcast(on: boolean): void
   /** Unicast TTL / hop limit, 1–255. */
@@ -115,6 +146,12 @@ export interface AddressInfo {
   port: number
 }
 
+/**
+ * Allocates a `RecvBatch` for up to `maxDatagrams` datagrams of up to `slotSize` bytes, all in
+ * JS-allocated memory. Reuse it for every receive: nothing is allocated per datagram.
+ */
+export declare function createRecvBatch(maxDatagrams: number, slotSize: number): RecvBatch
+
 /** Most buffers one message may gather (IOV_MAX). */
 export declare const MAX_BUFFERS_PER_MESSAGE: number
 
@@ -142,6 +179,70 @@ export interface OutgoingMessage {
   address?: string
   port?: number
 }
+
+/**
+ * One received datagram in the convenient shape: its own exact-size `Buffer` (safe to keep)
+ * and its sender.
+ */
+export interface ReceivedDatagram {
+  data: Buffer
+  address: string
+  port: number
+  /** `'IPv4'` or `'IPv6'`. */
+  family: string
+  /** Cut to the slot size (`MSG_TRUNC`). */
+  truncated: boolean
+}
+
+/** One datagram as `recvmmsg` reported it. */
+export interface ReceivedInfo {
+  /** Bytes stored in the buffer. */
+  length: number
+  /** The datagram was longer than the buffer and was cut (`MSG_TRUNC`). */
+  truncated: boolean
+  /** Sender address (empty if the kernel gave none). */
+  address: string
+  port: number
+  /** `'IPv4'` or `'IPv6'` (empty if unknown). */
+  family: string
+}
+
+/**
+ * Reusable, JS-allocated memory for the zero-allocation receive path (see `createRecvBatch`).
+ * Datagram `i` of the last receive is `data.subarray(offsets[i], offsets[i] + lengths[i])`,
+ * from `addresses.subarray(16 * i, 16 * i + 16)` (IPv4 as `::ffff:a.b.c.d`) and `ports[i]`.
+ */
+export interface RecvBatch {
+  /** Datagrams filled by the last receive. */
+  count: number
+  /** Capacity in datagrams. */
+  maxDatagrams: number
+  /** Bytes reserved per datagram; longer ones are truncated. */
+  slotSize: number
+  /** The slab the kernel writes into. */
+  data: Buffer
+  lengths: Uint32Array
+  offsets: Uint32Array
+  ports: Uint16Array
+  /** 16 bytes per datagram. */
+  addresses: Uint8Array
+  /** 1 where the datagram was truncated. */
+  truncated: Uint8Array
+  /**
+   * The kernel's count of datagrams dropped on this socket (`SO_RXQ_OVFL`), as of the last
+   * receive that reported it.
+   */
+  drops: number
+}
+
+/**
+ * The `recvmmsg(2)` system call on any datagram socket descriptor, into buffers the caller
+ * owns: datagram `i` lands in `buffers[i]`. `flags` such as `MSG_DONTWAIT` and
+ * `MSG_WAITFORONE` pass through, as does the timeout (in milliseconds; recvmmsg checks it only
+ * after each datagram, see the man page). Like the call, a blocking descriptor blocks, and an
+ * error (`EAGAIN` included) is thrown as a system error when nothing was received.
+ */
+export declare function recvmmsg(fd: number, buffers: Uint8Array[], flags?: number, timeoutMs?: number): Array<ReceivedInfo>
 
 /**
  * The `sendmmsg(2)` system call on any datagram socket descriptor (including a `node:dgram`

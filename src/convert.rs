@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 
 use mmsg_core::{AddrError, Family, SockAddr};
+use napi::bindgen_prelude::ArrayBuffer;
 use napi::bindgen_prelude::{Array, FromNapiValue, JsObjectValue, Object, Unknown};
 use napi::JsValue;
-use napi::bindgen_prelude::ArrayBuffer;
 use napi::{Env, Result, ValueType};
 
 use crate::errors::{range_error, type_error};
@@ -51,7 +51,12 @@ pub fn optional_string(env: &Env, value: Option<Unknown>, what: &str) -> Result<
 }
 
 /// Reads an optional non-negative integer (flags, counts, sizes) no larger than `max`.
-pub fn optional_uint(env: &Env, value: Option<Unknown>, what: &str, max: f64) -> Result<Option<u32>> {
+pub fn optional_uint(
+    env: &Env,
+    value: Option<Unknown>,
+    what: &str,
+    max: f64,
+) -> Result<Option<u32>> {
     match value {
         None => Ok(None),
         Some(v) => match v.get_type()? {
@@ -171,7 +176,13 @@ pub trait MessageSink<'env> {
     fn start_message(&mut self, env: &Env, destination: Option<SockAddr>) -> Result<()>;
     /// One segment of the current message: `bytes` is a view of `holder`'s memory starting at
     /// `offset` within the view.
-    fn segment(&mut self, env: &Env, holder: Unknown<'env>, offset: usize, bytes: &'env [u8]) -> Result<()>;
+    fn segment(
+        &mut self,
+        env: &Env,
+        holder: Unknown<'env>,
+        offset: usize,
+        bytes: &'env [u8],
+    ) -> Result<()>;
 }
 
 /// What a send call was given.
@@ -270,10 +281,16 @@ fn lengths_array(env: &Env, value: Unknown) -> Result<Vec<u32>> {
         if let Ok(lengths) = <&[u32]>::from_unknown(value) {
             return Ok(lengths.to_vec());
         }
-        return Err(type_error(env, "lengths must be a Uint32Array or an array of integers"));
+        return Err(type_error(
+            env,
+            "lengths must be a Uint32Array or an array of integers",
+        ));
     }
     if !value.is_array()? {
-        return Err(type_error(env, "lengths must be a Uint32Array or an array of integers"));
+        return Err(type_error(
+            env,
+            "lengths must be a Uint32Array or an array of integers",
+        ));
     }
     let list = Array::from_unknown(value)?;
     let mut lengths = Vec::with_capacity(list.len() as usize);
@@ -292,14 +309,23 @@ pub fn uint8_view<'env>(env: &Env, value: Unknown<'env>, what: &str) -> Result<&
     if !value.is_typedarray()? {
         return Err(type_error(
             env,
-            format!("{what} must be a Buffer or Uint8Array; got {}", describe(value)),
+            format!(
+                "{what} must be a Buffer or Uint8Array; got {}",
+                describe(value)
+            ),
         ));
     }
     let bytes = <&[u8]>::from_unknown(value).map_err(|_| {
-        type_error(env, format!("{what} must be a Buffer or Uint8Array; got another TypedArray"))
+        type_error(
+            env,
+            format!("{what} must be a Buffer or Uint8Array; got another TypedArray"),
+        )
     })?;
     if bytes.is_empty() && is_detached(value)? {
-        return Err(type_error(env, format!("{what} is a view of a detached ArrayBuffer")));
+        return Err(type_error(
+            env,
+            format!("{what} is a view of a detached ArrayBuffer"),
+        ));
     }
     Ok(bytes)
 }
@@ -344,8 +370,16 @@ fn walk_message<'env>(
         ));
     }
     let object = Object::from_unknown(element)?;
-    let port = optional_port(env, object.get::<Unknown>("port")?, &format!("message {index}: port"))?;
-    let address = optional_string(env, object.get::<Unknown>("address")?, &format!("message {index}: address"))?;
+    let port = optional_port(
+        env,
+        object.get::<Unknown>("port")?,
+        &format!("message {index}: port"),
+    )?;
+    let address = optional_string(
+        env,
+        object.get::<Unknown>("address")?,
+        &format!("message {index}: address"),
+    )?;
     let destination = match (port, address.as_deref()) {
         (None, None) => default_destination,
         _ => resolver.destination(env, port, address.as_deref(), &format!("message {index}"))?,
@@ -417,7 +451,13 @@ impl<'env> MessageSink<'env> for BatchSink<'_, '_, 'env> {
         Ok(())
     }
 
-    fn segment(&mut self, env: &Env, _holder: Unknown<'env>, _offset: usize, bytes: &'env [u8]) -> Result<()> {
+    fn segment(
+        &mut self,
+        env: &Env,
+        _holder: Unknown<'env>,
+        _offset: usize,
+        bytes: &'env [u8],
+    ) -> Result<()> {
         self.batch
             .add_segment(bytes)
             .map_err(|e| range_error(env, e.to_string()))

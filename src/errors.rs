@@ -3,9 +3,9 @@
 
 use std::io;
 
+use napi::bindgen_prelude::{FromNapiValue, Object, Unknown};
 use napi::JsValue;
 use napi::{Env, Error, JsRangeError, JsTypeError, Status};
-use napi::bindgen_prelude::{FromNapiValue, Object, Unknown};
 
 /// A `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`, ready to be returned as `Err`.
 pub fn type_error(env: &Env, message: impl Into<String>) -> Error {
@@ -40,7 +40,11 @@ pub fn closed_error(env: &Env) -> Error {
 
 /// `ERR_SOCKET_CLOSED` for a pending send, with `sent`: how many of its datagrams went out.
 pub fn closed_error_after(env: &Env, sent: usize) -> Error {
-    closed(env, "the socket was closed before the send completed", Some(sent))
+    closed(
+        env,
+        "the socket was closed before the send completed",
+        Some(sent),
+    )
 }
 
 fn closed(env: &Env, message: &str, sent: Option<usize>) -> Error {

@@ -2,8 +2,8 @@
 //! (the same batch, with a lost error recovered and thrown with its index).
 
 use mmsg_core::{SendScratch, SendStop};
-use napi::JsValue;
 use napi::bindgen_prelude::{FromNapiValue, Unknown};
+use napi::JsValue;
 use napi::{Env, Result, ValueType};
 use napi_derive::napi;
 use std::cell::RefCell;
@@ -22,11 +22,17 @@ pub fn fd_arg(env: &Env, value: Unknown) -> Result<i32> {
         ValueType::Number => {
             let n = f64::from_unknown(value)?;
             if n.fract() != 0.0 || !(0.0..=i32::MAX as f64).contains(&n) {
-                return Err(range_error(env, format!("fd must be a non-negative integer; got {n}")));
+                return Err(range_error(
+                    env,
+                    format!("fd must be a non-negative integer; got {n}"),
+                ));
             }
             Ok(n as i32)
         }
-        other => Err(type_error(env, format!("fd must be a number; got {}", type_name(other)))),
+        other => Err(type_error(
+            env,
+            format!("fd must be a number; got {}", type_name(other)),
+        )),
     }
 }
 
@@ -71,7 +77,13 @@ fn send_on_fd(
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let mut batch = scratch.batch();
-        input.walk(env, &mut resolver, 0, input.len(), &mut BatchSink::new(&mut batch))?;
+        input.walk(
+            env,
+            &mut resolver,
+            0,
+            input.len(),
+            &mut BatchSink::new(&mut batch),
+        )?;
         let report = batch.send(fd, flags, 0);
         if let Some(out) = bytes_out {
             for (slot, bytes) in out.iter_mut().zip(batch.bytes_sent()) {

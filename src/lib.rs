@@ -12,6 +12,7 @@ mod convert;
 mod errors;
 mod functions;
 mod pending;
+mod recv;
 mod socket;
 
 use napi::bindgen_prelude::{Buffer, Either};

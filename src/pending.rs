@@ -53,7 +53,12 @@ pub enum Progress {
 }
 
 impl PendingSend {
-    pub fn new(env: &Env, sent_before: usize, flags: i32, deferred: JsDeferred<u32, Resolver>) -> Result<Self> {
+    pub fn new(
+        env: &Env,
+        sent_before: usize,
+        flags: i32,
+        deferred: JsDeferred<u32, Resolver>,
+    ) -> Result<Self> {
         let holders = Array::from_vec(env, Vec::<u32>::new())?;
         Ok(PendingSend {
             holders: Some(ObjectRef::from_unknown(holders.to_unknown())?),
@@ -75,7 +80,10 @@ impl PendingSend {
     /// Sends as much as the socket takes, from where the last attempt stopped.
     pub fn resume(&mut self, env: &Env, fd: i32, scratch: &mut SendScratch) -> Progress {
         let holders_ref = self.holders.as_ref().expect("holders live until settled");
-        let holders = match holders_ref.get_value(env).and_then(|o| Array::from_unknown(o.to_unknown())) {
+        let holders = match holders_ref
+            .get_value(env)
+            .and_then(|o| Array::from_unknown(o.to_unknown()))
+        {
             Ok(h) => h,
             Err(e) => {
                 self.reject(env, e);
@@ -213,7 +221,13 @@ impl<'env> MessageSink<'env> for PendingSink<'_> {
         Ok(())
     }
 
-    fn segment(&mut self, _env: &Env, holder: Unknown<'env>, offset: usize, bytes: &'env [u8]) -> Result<()> {
+    fn segment(
+        &mut self,
+        _env: &Env,
+        holder: Unknown<'env>,
+        offset: usize,
+        bytes: &'env [u8],
+    ) -> Result<()> {
         let holders = self.holders.as_mut().expect("set in new");
         let index = if self.shared_holder && self.pending.holder_count > 0 {
             0

@@ -8,10 +8,12 @@ use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex};
 
 use mmsg_core::reactor::{Reactor, Readiness, Registration};
-use mmsg_core::{Family, SendScratch, SendStop, SocketOptions};
-use napi::JsValue;
-use napi::bindgen_prelude::{FromNapiValue, Object, PromiseRaw, Unknown};
+use mmsg_core::{Family, RecvMeta, RecvScratch, SendScratch, SendStop, SocketOptions};
+use napi::bindgen_prelude::{
+    FromNapiValue, Function, FunctionRef, Object, ObjectRef, PromiseRaw, Unknown,
+};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::JsValue;
 use napi::{Env, Result, Status, ValueType};
 use napi_derive::napi;
 
@@ -21,6 +23,22 @@ use crate::convert::{
 };
 use crate::errors::{closed_error, range_error, system_error, type_error, BatchPosition};
 use crate::pending::{PendingSend, PendingSink, Progress, Resolver};
+use crate::recv::{fill_batch, receive_convenient, MAX_SLOT};
+
+/// The JS function a receiving socket hands batches to.
+type ReceiveCallback = FunctionRef<Object<'static>, Unknown<'static>>;
+
+enum ReceiverShape {
+    /// `onMessages`: an array of `{ data, address, port, family, truncated }` per batch.
+    Convenient { max: usize, slot: usize },
+    /// `onBatch`: the same `RecvBatch` object, refilled for every batch.
+    Batch { batch: ObjectRef<false> },
+}
+
+struct Receiver {
+    callback: ReceiveCallback,
+    shape: ReceiverShape,
+}
 
 /// Options for `new UdpSocket(...)`, like `dgram.createSocket`'s.
 #[napi(object)]
@@ -77,6 +95,14 @@ pub(crate) struct SocketState {
     scratch: SendScratch,
     queue: VecDeque<PendingSend>,
     refed: bool,
+    recv_scratch: RecvScratch,
+    /// Scratch memory for the convenient receive shape (copied out into JS Buffers).
+    recv_slab: Vec<u8>,
+    metas: Vec<RecvMeta>,
+    receiver: Option<Receiver>,
+    /// Last `SO_RXQ_OVFL` value the kernel reported.
+    drops: u32,
+    drop_counter_enabled: bool,
     /// Set while the socket has work pending (a deliberate cycle that keeps it alive, like a
     /// libuv handle); cleared when idle or closed.
     keep_alive: Option<Rc<RefCell<SocketState>>>,
@@ -115,6 +141,7 @@ impl SocketState {
     /// Closes without settling promises (the JS environment is going away).
     fn teardown(&mut self) {
         self.wake = None;
+        self.receiver = None;
         self.socket = None;
         self.queue.clear();
         self.keep_alive = None;
@@ -140,14 +167,20 @@ fn parse_options(env: &Env, options: Unknown) -> Result<(Family, SocketOptions)>
             let object = Object::from_unknown(options)?;
             let kind = optional_string(env, object.get::<Unknown>("type")?, "options.type")?
                 .ok_or_else(|| type_error(env, "options.type must be 'udp4' or 'udp6'"))?;
-            (kind, Some(UdpSocketOptions::from_unknown(options).map_err(|e| {
-                type_error(env, format!("invalid socket options: {}", e.reason))
-            })?))
+            (
+                kind,
+                Some(UdpSocketOptions::from_unknown(options).map_err(|e| {
+                    type_error(env, format!("invalid socket options: {}", e.reason))
+                })?),
+            )
         }
         other => {
             return Err(type_error(
                 env,
-                format!("expected 'udp4', 'udp6' or an options object; got {}", type_name(other)),
+                format!(
+                    "expected 'udp4', 'udp6' or an options object; got {}",
+                    type_name(other)
+                ),
             ))
         }
     };
@@ -183,6 +216,12 @@ impl UdpSocket {
             queue: VecDeque::new(),
             refed: true,
             keep_alive: None,
+            recv_scratch: RecvScratch::new(),
+            recv_slab: Vec::new(),
+            metas: Vec::new(),
+            receiver: None,
+            drops: 0,
+            drop_counter_enabled: false,
         }));
         track(env, &state)?;
         Ok(UdpSocket { state })
@@ -238,13 +277,23 @@ impl UdpSocket {
     fn try_send_input(&self, env: &Env, input: &BatchInput, flags: i32) -> Result<u32> {
         let mut guard = self.state.borrow_mut();
         let state = &mut *guard;
-        let fd = state.socket.as_ref().ok_or_else(|| closed_error(env))?.raw_fd();
+        let fd = state
+            .socket
+            .as_ref()
+            .ok_or_else(|| closed_error(env))?
+            .raw_fd();
         if !state.queue.is_empty() {
             // Earlier async sends are still waiting: sending now would reorder datagrams.
             return Ok(0);
         }
         let mut batch = state.scratch.batch();
-        input.walk(env, &mut state.resolver, 0, input.len(), &mut BatchSink::new(&mut batch))?;
+        input.walk(
+            env,
+            &mut state.resolver,
+            0,
+            input.len(),
+            &mut BatchSink::new(&mut batch),
+        )?;
         let report = batch.send(fd, flags, 0);
         match report.stop {
             SendStop::Complete | SendStop::WouldBlock => Ok(report.sent as u32),
@@ -270,12 +319,22 @@ impl UdpSocket {
     ) -> Result<Unknown<'env>> {
         let mut guard = self.state.borrow_mut();
         let state = &mut *guard;
-        let fd = state.socket.as_ref().ok_or_else(|| closed_error(env))?.raw_fd();
+        let fd = state
+            .socket
+            .as_ref()
+            .ok_or_else(|| closed_error(env))?
+            .raw_fd();
         let total = input.len();
         let mut sent_now = 0;
         if state.queue.is_empty() {
             let mut batch = state.scratch.batch();
-            input.walk(env, &mut state.resolver, 0, total, &mut BatchSink::new(&mut batch))?;
+            input.walk(
+                env,
+                &mut state.resolver,
+                0,
+                total,
+                &mut BatchSink::new(&mut batch),
+            )?;
             let report = batch.send(fd, flags, 0);
             match report.stop {
                 SendStop::Complete => {
@@ -308,14 +367,18 @@ impl UdpSocket {
 /// Re-arms the reactor for what the socket now waits for, and refs/unrefs the wake-up function
 /// so that only a socket with pending work (and not `unref()`ed) keeps the process alive.
 pub(crate) fn update_interest(env: &Env, shared: &SharedState) -> Result<()> {
-    let (want_write, closed) = {
+    let (want_write, want_read, closed) = {
         let state = shared.borrow();
-        (!state.queue.is_empty(), state.socket.is_none())
+        (
+            !state.queue.is_empty(),
+            state.receiver.is_some(),
+            state.socket.is_none(),
+        )
     };
     if closed {
         return Ok(());
     }
-    let active = want_write;
+    let active = want_write || want_read;
     if active && shared.borrow().wake.is_none() {
         let wake = create_wake(env, shared)?;
         shared.borrow_mut().wake = Some(wake);
@@ -324,7 +387,7 @@ pub(crate) fn update_interest(env: &Env, shared: &SharedState) -> Result<()> {
     let state = &mut *guard;
     if let Some(wake) = state.wake.as_mut() {
         wake.registration
-            .arm(false, want_write)
+            .arm(want_read, want_write)
             .map_err(|e| system_error(env, &e, "epoll_ctl", BatchPosition::default()))?;
         let mut tsfn = wake.tsfn.lock().unwrap_or_else(|p| p.into_inner());
         #[allow(deprecated)] // the suggested replacement (clone counting) cannot express unref
@@ -344,17 +407,20 @@ fn create_wake(env: &Env, shared: &SharedState) -> Result<Wake> {
     let tsfn: WakeFn = noop
         .build_threadsafe_function::<Readiness>()
         .callee_handled::<false>()
-        .build_callback(move |ctx| {
-            if let Some(state) = weak.upgrade() {
-                on_ready(&ctx.env, &state, ctx.value);
-            }
-            Ok(())
+        .build_callback(move |ctx| match weak.upgrade() {
+            Some(state) => on_ready(&ctx.env, &state, ctx.value),
+            None => Ok(()),
         })?;
     let reactor = Reactor::global()
         .map_err(|e| system_error(env, &e, "epoll_create", BatchPosition::default()))?;
     let tsfn = Arc::new(Mutex::new(tsfn));
     let notifier = Arc::clone(&tsfn);
-    let fd = shared.borrow().socket.as_ref().map(|s| s.raw_fd()).unwrap_or(-1);
+    let fd = shared
+        .borrow()
+        .socket
+        .as_ref()
+        .map(|s| s.raw_fd())
+        .unwrap_or(-1);
     let registration = reactor
         .register(fd, move |readiness| {
             let notifier = notifier.lock().unwrap_or_else(|p| p.into_inner());
@@ -365,11 +431,73 @@ fn create_wake(env: &Env, shared: &SharedState) -> Result<Wake> {
 }
 
 /// On the JS thread, when the reactor says the socket is ready.
-fn on_ready(env: &Env, shared: &SharedState, readiness: Readiness) {
+fn on_ready(env: &Env, shared: &SharedState, readiness: Readiness) -> Result<()> {
     if readiness.writable || readiness.error {
         flush_queue(env, shared);
     }
-    let _ = update_interest(env, shared);
+    let delivered = if readiness.readable || readiness.error {
+        deliver_received(env, shared)
+    } else {
+        Ok(())
+    };
+    update_interest(env, shared)?;
+    // An exception from the user's handler surfaces like one from an event listener.
+    delivered
+}
+
+/// Most batches handed to JS per wake-up before yielding to the event loop (fairness).
+const MAX_BATCHES_PER_WAKE: usize = 16;
+
+/// Drains what is queued (up to `MAX_BATCHES_PER_WAKE` batches) into the receive handler. The
+/// state is not borrowed while the handler runs, so it may call `close()` or
+/// `stopReceiving()`; delivery stops at once when it does.
+fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
+    for _ in 0..MAX_BATCHES_PER_WAKE {
+        let (callback, argument) = {
+            let mut guard = shared.borrow_mut();
+            let state = &mut *guard;
+            let (Some(socket), Some(receiver)) = (state.socket.as_ref(), state.receiver.as_ref())
+            else {
+                return Ok(());
+            };
+            let fd = socket.raw_fd();
+            let argument: Object<'static> = match &receiver.shape {
+                ReceiverShape::Convenient { max, slot } => {
+                    let (list, drops) = receive_convenient(
+                        env,
+                        fd,
+                        &mut state.recv_scratch,
+                        &mut state.recv_slab,
+                        &mut state.metas,
+                        *max,
+                        *slot,
+                    )?;
+                    if let Some(d) = drops {
+                        state.drops = d;
+                    }
+                    match list {
+                        Some(list) => Object::from_raw(env.raw(), list.raw()),
+                        None => return Ok(()),
+                    }
+                }
+                ReceiverShape::Batch { batch } => {
+                    let batch = batch.get_value(env)?;
+                    let fill =
+                        fill_batch(env, &batch, fd, &mut state.recv_scratch, &mut state.metas)?;
+                    if let Some(d) = fill.drops {
+                        state.drops = d;
+                    }
+                    if fill.count == 0 {
+                        return Ok(());
+                    }
+                    Object::from_raw(env.raw(), batch.raw())
+                }
+            };
+            (receiver.callback.borrow_back(env)?, argument)
+        };
+        callback.call(argument)?;
+    }
+    Ok(())
 }
 
 fn flush_queue(env: &Env, shared: &SharedState) {
@@ -418,7 +546,12 @@ impl UdpSocket {
     /// Binds synchronously: the port is known when this returns. `port` 0 or omitted picks a
     /// free port; `address` defaults to `0.0.0.0` / `::`.
     #[napi(catch_unwind, ts_args_type = "port?: number, address?: string")]
-    pub fn bind(&self, env: Env, port: Option<Unknown>, address: Option<Unknown>) -> Result<AddressInfo> {
+    pub fn bind(
+        &self,
+        env: Env,
+        port: Option<Unknown>,
+        address: Option<Unknown>,
+    ) -> Result<AddressInfo> {
         let port = optional_port(&env, port, "port")?.unwrap_or(0);
         let address = optional_string(&env, address, "address")?;
         let target = {
@@ -455,19 +588,25 @@ impl UdpSocket {
     /// The local address (`getsockname`).
     #[napi(catch_unwind)]
     pub fn address(&self, env: Env) -> Result<AddressInfo> {
-        self.with_socket(&env, |s| s.local_addr(), "getsockname").map(AddressInfo::from)
+        self.with_socket(&env, |s| s.local_addr(), "getsockname")
+            .map(AddressInfo::from)
     }
 
     /// The connected peer (`getpeername`); throws `ENOTCONN` when not connected.
     #[napi(catch_unwind)]
     pub fn remote_address(&self, env: Env) -> Result<AddressInfo> {
-        self.with_socket(&env, |s| s.peer_addr(), "getpeername").map(AddressInfo::from)
+        self.with_socket(&env, |s| s.peer_addr(), "getpeername")
+            .map(AddressInfo::from)
     }
 
     /// The socket's file descriptor (-1 once closed).
     #[napi(getter)]
     pub fn fd(&self) -> i32 {
-        self.state.borrow().socket.as_ref().map_or(-1, |s| s.raw_fd())
+        self.state
+            .borrow()
+            .socket
+            .as_ref()
+            .map_or(-1, |s| s.raw_fd())
     }
 
     /// `'udp4'` or `'udp6'`.
@@ -495,13 +634,18 @@ impl UdpSocket {
     /// `sent` property says how many datagrams went out). Closing twice is harmless.
     #[napi(catch_unwind)]
     pub fn close(&self, env: Env) -> Result<()> {
-        let queue: Vec<PendingSend> = {
+        let (queue, receiver) = {
             let mut state = self.state.borrow_mut();
+            let receiver = state.receiver.take();
             state.wake = None;
             state.socket = None;
             state.keep_alive = None;
-            state.queue.drain(..).collect()
+            (
+                state.queue.drain(..).collect::<Vec<PendingSend>>(),
+                receiver,
+            )
         };
+        release_receiver(&env, receiver);
         for mut pending in queue {
             pending.reject_closed(&env);
         }
@@ -611,6 +755,130 @@ impl UdpSocket {
         self.send_input(env, &input, flags, true)
     }
 
+    /// Receives what is queued now, without waiting: up to `maxDatagrams` (default 64)
+    /// datagrams of up to `maxSize` bytes (default 65535; longer ones are truncated and say so).
+    /// Each comes as its own exact-size `Buffer` with its sender. Returns `[]` when nothing waits.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "maxDatagrams?: number, maxSize?: number",
+        ts_return_type = "ReceivedDatagram[]"
+    )]
+    pub fn try_recv<'env>(
+        &self,
+        env: &'env Env,
+        max_datagrams: Option<Unknown>,
+        max_size: Option<Unknown>,
+    ) -> Result<napi::bindgen_prelude::Array<'env>> {
+        let (max, slot) = receive_sizes(env, max_datagrams, max_size)?;
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        let fd = state
+            .socket
+            .as_ref()
+            .ok_or_else(|| closed_error(env))?
+            .raw_fd();
+        let (list, drops) = receive_convenient(
+            env,
+            fd,
+            &mut state.recv_scratch,
+            &mut state.recv_slab,
+            &mut state.metas,
+            max,
+            slot,
+        )?;
+        if let Some(d) = drops {
+            state.drops = d;
+        }
+        match list {
+            Some(list) => Ok(list),
+            None => env.create_array(0),
+        }
+    }
+
+    /// Zero-allocation receive: fills `batch` (from `createRecvBatch`) with what is queued now,
+    /// straight into its JS-allocated memory, and returns the count (also in `batch.count`).
+    #[napi(catch_unwind, ts_args_type = "batch: RecvBatch")]
+    pub fn try_recv_batch(&self, env: Env, batch: Object) -> Result<u32> {
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        let fd = state
+            .socket
+            .as_ref()
+            .ok_or_else(|| closed_error(&env))?
+            .raw_fd();
+        let fill = fill_batch(&env, &batch, fd, &mut state.recv_scratch, &mut state.metas)?;
+        if let Some(d) = fill.drops {
+            state.drops = d;
+        }
+        Ok(fill.count as u32)
+    }
+
+    /// Event-driven receive, convenient shape: `callback` gets arrays of
+    /// `{ data, address, port, family, truncated }`, one array per batch of up to
+    /// `maxDatagrams` (default 1024) datagrams read by one `recvmmsg`. Replaces any previous
+    /// receive handler. The socket must be bound (or connected) to receive.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "callback: (datagrams: ReceivedDatagram[]) => void, options?: { maxDatagrams?: number, maxSize?: number }"
+    )]
+    pub fn on_messages(
+        &self,
+        env: Env,
+        callback: Function<Object<'static>, Unknown<'static>>,
+        options: Option<Object>,
+    ) -> Result<()> {
+        let (max, slot) = match options {
+            Some(o) => receive_sizes(
+                &env,
+                o.get::<Unknown>("maxDatagrams")?,
+                o.get::<Unknown>("maxSize")?,
+            )?,
+            None => (mmsg_core::MAX_MESSAGES_PER_CALL, MAX_SLOT as usize),
+        };
+        let receiver = Receiver {
+            callback: callback.create_ref()?,
+            shape: ReceiverShape::Convenient { max, slot },
+        };
+        self.start_receiving(&env, receiver)
+    }
+
+    /// Event-driven receive, zero-allocation shape: `callback` gets the same `batch` object
+    /// (see `createRecvBatch`) refilled for every batch. Read it before returning: the next
+    /// batch overwrites it.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "batch: RecvBatch, callback: (batch: RecvBatch) => void"
+    )]
+    pub fn on_batch(
+        &self,
+        env: Env,
+        batch: Object,
+        callback: Function<Object<'static>, Unknown<'static>>,
+    ) -> Result<()> {
+        let receiver = Receiver {
+            callback: callback.create_ref()?,
+            shape: ReceiverShape::Batch {
+                batch: ObjectRef::from_unknown(batch.to_unknown())?,
+            },
+        };
+        self.start_receiving(&env, receiver)
+    }
+
+    /// Stops event-driven delivery (queued datagrams stay in the kernel).
+    #[napi(catch_unwind)]
+    pub fn stop_receiving(&self, env: Env) -> Result<()> {
+        let receiver = self.state.borrow_mut().receiver.take();
+        release_receiver(&env, receiver);
+        update_interest(&env, &self.state)
+    }
+
+    /// Datagrams the kernel dropped because the receive queue was full (`SO_RXQ_OVFL`), as of
+    /// the last receive. Counting starts when the first receive method is used.
+    #[napi(getter)]
+    pub fn drop_count(&self) -> u32 {
+        self.state.borrow().drops
+    }
+
     /// `SO_BROADCAST`.
     #[napi(catch_unwind)]
     pub fn set_broadcast(&self, env: Env, on: bool) -> Result<()> {
@@ -646,13 +914,22 @@ impl UdpSocket {
     /// Joins a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_ADD_MEMBERSHIP`).
     #[napi(catch_unwind)]
     pub fn add_membership(&self, env: Env, group: String, interface: Option<String>) -> Result<()> {
-        self.membership_op(&env, |s| s.set_membership(&group, interface.as_deref(), true))
+        self.membership_op(&env, |s| {
+            s.set_membership(&group, interface.as_deref(), true)
+        })
     }
 
     /// Leaves a multicast group.
     #[napi(catch_unwind)]
-    pub fn drop_membership(&self, env: Env, group: String, interface: Option<String>) -> Result<()> {
-        self.membership_op(&env, |s| s.set_membership(&group, interface.as_deref(), false))
+    pub fn drop_membership(
+        &self,
+        env: Env,
+        group: String,
+        interface: Option<String>,
+    ) -> Result<()> {
+        self.membership_op(&env, |s| {
+            s.set_membership(&group, interface.as_deref(), false)
+        })
     }
 
     /// `SO_SNDBUF` (the kernel doubles the value; read it back with `getSendBufferSize`).
@@ -679,6 +956,22 @@ impl UdpSocket {
 }
 
 impl UdpSocket {
+    fn start_receiving(&self, env: &Env, receiver: Receiver) -> Result<()> {
+        let previous = {
+            let mut state = self.state.borrow_mut();
+            let socket = state.socket.as_ref().ok_or_else(|| closed_error(env))?;
+            if !state.drop_counter_enabled {
+                socket
+                    .set_drop_counter(true)
+                    .map_err(|e| system_error(env, &e, "setsockopt", BatchPosition::default()))?;
+                state.drop_counter_enabled = true;
+            }
+            state.receiver.replace(receiver)
+        };
+        release_receiver(env, previous);
+        update_interest(env, &self.state)
+    }
+
     fn membership_op(
         &self,
         env: &Env,
@@ -693,6 +986,40 @@ impl UdpSocket {
             }
         })
     }
+}
+
+fn release_receiver(env: &Env, receiver: Option<Receiver>) {
+    if let Some(Receiver {
+        shape: ReceiverShape::Batch { batch },
+        ..
+    }) = receiver
+    {
+        let _ = batch.unref(env);
+    }
+}
+
+/// `(maxDatagrams, maxSize)` with defaults 64 and 65535.
+fn receive_sizes(
+    env: &Env,
+    max_datagrams: Option<Unknown>,
+    max_size: Option<Unknown>,
+) -> Result<(usize, usize)> {
+    let max = crate::convert::optional_uint(
+        env,
+        max_datagrams,
+        "maxDatagrams",
+        mmsg_core::MAX_MESSAGES_PER_CALL as f64,
+    )?
+    .unwrap_or(64) as usize;
+    let slot = crate::convert::optional_uint(env, max_size, "maxSize", f64::from(MAX_SLOT))?
+        .unwrap_or(MAX_SLOT) as usize;
+    if max == 0 || slot == 0 {
+        return Err(range_error(
+            env,
+            "maxDatagrams and maxSize must be at least 1",
+        ));
+    }
+    Ok((max, slot))
 }
 
 fn ttl_arg(env: &Env, ttl: u32) -> Result<u8> {

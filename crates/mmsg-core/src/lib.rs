@@ -21,8 +21,8 @@ mod sys;
 pub use addr::{AddrError, SockAddr};
 pub use recv::{RecvMeta, RecvScratch};
 pub use send::{
-    Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS, MAX_MESSAGES_PER_CALL,
-    MAX_SEGMENTS_PER_MESSAGE,
+    Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS,
+    MAX_MESSAGES_PER_CALL, MAX_SEGMENTS_PER_MESSAGE,
 };
 pub use socket::{
     datagram_socket_family, destination_for_family, Family, MembershipError, SocketOptions,

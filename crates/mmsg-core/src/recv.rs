@@ -7,6 +7,17 @@ use std::time::Duration;
 
 use crate::sys::{self, SockAddrStorage};
 
+/// `MSG_DONTWAIT`, for callers that do not link libc themselves.
+pub const MSG_DONTWAIT: i32 = libc::MSG_DONTWAIT;
+/// `MSG_WAITFORONE`: block for the first datagram only.
+pub const MSG_WAITFORONE: i32 = libc::MSG_WAITFORONE;
+/// The `recvmsg` flags that make sense for a batch.
+pub const KNOWN_RECV_FLAGS: i32 = libc::MSG_DONTWAIT
+    | libc::MSG_WAITFORONE
+    | libc::MSG_PEEK
+    | libc::MSG_TRUNC
+    | libc::MSG_ERRQUEUE;
+
 /// What the kernel said about one received datagram (plain data, like quinn-udp's `RecvMeta`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecvMeta {

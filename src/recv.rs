@@ -1,0 +1,352 @@
+//! The receive half: `recvmmsg(fd, ...)`, `socket.tryRecv()` (convenient shape),
+//! `socket.tryRecvBatch(batch)` (zero-allocation shape) and the event-driven delivery of both.
+//!
+//! Memory rules: the kernel writes either into Rust scratch memory that is then *copied* into
+//! fresh, exact-size JS Buffers (convenient shape), or straight into a JS-allocated `RecvBatch`
+//! slab (zero-copy shape), always on the JS thread. JS never sees an external buffer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mmsg_core::{RecvMeta, RecvScratch};
+use napi::bindgen_prelude::{
+    BufferSlice, FromNapiValue, Object, Uint16ArraySlice, Uint32ArraySlice, Uint8ArraySlice,
+    Unknown,
+};
+use napi::{Env, JsValue, Result, ValueType};
+use napi_derive::napi;
+
+use crate::convert::{optional_uint, type_name, uint8_view};
+use crate::errors::{range_error, system_error, type_error, BatchPosition};
+use crate::functions::fd_arg;
+
+/// Largest datagram a slot needs to hold (IPv6 without jumbograms).
+pub const MAX_SLOT: u32 = 65_535;
+
+/// One datagram as `recvmmsg` reported it.
+#[napi(object)]
+pub struct ReceivedInfo {
+    /// Bytes stored in the buffer.
+    pub length: u32,
+    /// The datagram was longer than the buffer and was cut (`MSG_TRUNC`).
+    pub truncated: bool,
+    /// Sender address (empty if the kernel gave none).
+    pub address: String,
+    pub port: u32,
+    /// `'IPv4'` or `'IPv6'` (empty if unknown).
+    pub family: String,
+}
+
+/// One received datagram in the convenient shape: its own exact-size `Buffer` (safe to keep)
+/// and its sender.
+#[napi(object)]
+#[allow(dead_code)] // describes the TypeScript shape; built field by field in `receive_convenient`
+pub struct ReceivedDatagram {
+    #[napi(ts_type = "Buffer")]
+    pub data: Unknown<'static>,
+    pub address: String,
+    pub port: u32,
+    /// `'IPv4'` or `'IPv6'`.
+    pub family: String,
+    /// Cut to the slot size (`MSG_TRUNC`).
+    pub truncated: bool,
+}
+
+/// Reusable, JS-allocated memory for the zero-allocation receive path (see `createRecvBatch`).
+/// Datagram `i` of the last receive is `data.subarray(offsets[i], offsets[i] + lengths[i])`,
+/// from `addresses.subarray(16 * i, 16 * i + 16)` (IPv4 as `::ffff:a.b.c.d`) and `ports[i]`.
+#[napi(object)]
+#[allow(dead_code)] // describes the TypeScript shape; built by `create_recv_batch`
+pub struct RecvBatch {
+    /// Datagrams filled by the last receive.
+    pub count: u32,
+    /// Capacity in datagrams.
+    pub max_datagrams: u32,
+    /// Bytes reserved per datagram; longer ones are truncated.
+    pub slot_size: u32,
+    /// The slab the kernel writes into.
+    #[napi(ts_type = "Buffer")]
+    pub data: Unknown<'static>,
+    #[napi(ts_type = "Uint32Array")]
+    pub lengths: Unknown<'static>,
+    #[napi(ts_type = "Uint32Array")]
+    pub offsets: Unknown<'static>,
+    #[napi(ts_type = "Uint16Array")]
+    pub ports: Unknown<'static>,
+    /// 16 bytes per datagram.
+    #[napi(ts_type = "Uint8Array")]
+    pub addresses: Unknown<'static>,
+    /// 1 where the datagram was truncated.
+    #[napi(ts_type = "Uint8Array")]
+    pub truncated: Unknown<'static>,
+    /// The kernel's count of datagrams dropped on this socket (`SO_RXQ_OVFL`), as of the last
+    /// receive that reported it.
+    pub drops: u32,
+}
+
+/// Allocates a `RecvBatch` for up to `maxDatagrams` datagrams of up to `slotSize` bytes, all in
+/// JS-allocated memory. Reuse it for every receive: nothing is allocated per datagram.
+#[napi(catch_unwind, ts_return_type = "RecvBatch")]
+pub fn create_recv_batch<'env>(
+    env: &'env Env,
+    max_datagrams: u32,
+    slot_size: u32,
+) -> Result<Object<'env>> {
+    if max_datagrams == 0 || max_datagrams > 1 << 20 {
+        return Err(range_error(env, "maxDatagrams must be 1 to 1048576"));
+    }
+    if slot_size == 0 || slot_size > MAX_SLOT {
+        return Err(range_error(
+            env,
+            format!("slotSize must be 1 to {MAX_SLOT}"),
+        ));
+    }
+    let n = max_datagrams as usize;
+    let bytes = n
+        .checked_mul(slot_size as usize)
+        .filter(|b| *b <= 1 << 31)
+        .ok_or_else(|| range_error(env, "maxDatagrams × slotSize must be at most 2 GiB"))?;
+    let mut batch = Object::new(env)?;
+    batch.set("count", 0u32)?;
+    batch.set("maxDatagrams", max_datagrams)?;
+    batch.set("slotSize", slot_size)?;
+    batch.set("data", BufferSlice::copy_from(env, vec![0u8; bytes])?)?;
+    batch.set("lengths", Uint32ArraySlice::copy_from(env, vec![0u32; n])?)?;
+    let offsets: Vec<u32> = (0..max_datagrams).map(|i| i * slot_size).collect();
+    batch.set("offsets", Uint32ArraySlice::copy_from(env, offsets)?)?;
+    batch.set("ports", Uint16ArraySlice::copy_from(env, vec![0u16; n])?)?;
+    batch.set(
+        "addresses",
+        Uint8ArraySlice::copy_from(env, vec![0u8; 16 * n])?,
+    )?;
+    batch.set("truncated", Uint8ArraySlice::copy_from(env, vec![0u8; n])?)?;
+    batch.set("drops", 0u32)?;
+    Ok(batch)
+}
+
+/// What a receive into a batch found.
+pub struct BatchFill {
+    pub count: usize,
+    pub drops: Option<u32>,
+}
+
+/// Receives (non-blocking) into a `RecvBatch` object and fills its arrays.
+pub fn fill_batch(
+    env: &Env,
+    batch: &Object,
+    fd: i32,
+    scratch: &mut RecvScratch,
+    metas: &mut Vec<RecvMeta>,
+) -> Result<BatchFill> {
+    let field = |name: &str| -> Result<Unknown> {
+        batch.get::<Unknown>(name)?.ok_or_else(|| {
+            type_error(
+                env,
+                format!("batch.{name} is missing: make batches with createRecvBatch()"),
+            )
+        })
+    };
+    let slot_size = u32::from_unknown(field("slotSize")?)? as usize;
+    let max = u32::from_unknown(field("maxDatagrams")?)? as usize;
+    let data = <&mut [u8]>::from_unknown(field("data")?)
+        .map_err(|_| type_error(env, "batch.data must be a Buffer"))?;
+    let lengths = <&mut [u32]>::from_unknown(field("lengths")?)
+        .map_err(|_| type_error(env, "batch.lengths must be a Uint32Array"))?;
+    let offsets = <&mut [u32]>::from_unknown(field("offsets")?)
+        .map_err(|_| type_error(env, "batch.offsets must be a Uint32Array"))?;
+    let ports = <&mut [u16]>::from_unknown(field("ports")?)
+        .map_err(|_| type_error(env, "batch.ports must be a Uint16Array"))?;
+    let addresses = <&mut [u8]>::from_unknown(field("addresses")?)
+        .map_err(|_| type_error(env, "batch.addresses must be a Uint8Array"))?;
+    let truncated = <&mut [u8]>::from_unknown(field("truncated")?)
+        .map_err(|_| type_error(env, "batch.truncated must be a Uint8Array"))?;
+    let capacity = max
+        .min(data.len() / slot_size.max(1))
+        .min(lengths.len())
+        .min(offsets.len())
+        .min(ports.len())
+        .min(addresses.len() / 16)
+        .min(truncated.len());
+    let count = match scratch.recv_slab(
+        fd,
+        data,
+        slot_size,
+        capacity,
+        mmsg_core::recv::MSG_DONTWAIT,
+        None,
+        metas,
+    ) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(system_error(env, &e, "recvmmsg", BatchPosition::default())),
+    };
+    let mut drops = None;
+    for (i, meta) in metas.iter().enumerate() {
+        lengths[i] = meta.len as u32;
+        offsets[i] = (i * slot_size) as u32;
+        truncated[i] = u8::from(meta.truncated);
+        let (ip, port) = source_octets(meta.source);
+        ports[i] = port;
+        addresses[16 * i..16 * i + 16].copy_from_slice(&ip);
+        drops = meta.drops.or(drops);
+    }
+    let mut batch = *batch;
+    batch.set("count", count as u32)?;
+    if let Some(d) = drops {
+        batch.set("drops", d)?;
+    }
+    Ok(BatchFill { count, drops })
+}
+
+fn source_octets(source: Option<SocketAddr>) -> ([u8; 16], u16) {
+    match source {
+        Some(SocketAddr::V4(v4)) => (v4.ip().to_ipv6_mapped().octets(), v4.port()),
+        Some(SocketAddr::V6(v6)) => (v6.ip().octets(), v6.port()),
+        None => ([0; 16], 0),
+    }
+}
+
+/// Receives (non-blocking) up to `max` datagrams of up to `slot` bytes into scratch memory and
+/// copies each into its own JS Buffer. Returns the JS array and the drop counter seen.
+pub fn receive_convenient<'env>(
+    env: &'env Env,
+    fd: i32,
+    scratch: &mut RecvScratch,
+    slab: &mut Vec<u8>,
+    metas: &mut Vec<RecvMeta>,
+    max: usize,
+    slot: usize,
+) -> Result<(Option<napi::bindgen_prelude::Array<'env>>, Option<u32>)> {
+    if slab.len() < max * slot {
+        slab.resize(max * slot, 0);
+    }
+    let count = match scratch.recv_slab(
+        fd,
+        slab,
+        slot,
+        max,
+        mmsg_core::recv::MSG_DONTWAIT,
+        None,
+        metas,
+    ) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(system_error(env, &e, "recvmmsg", BatchPosition::default())),
+    };
+    if count == 0 {
+        return Ok((None, None));
+    }
+    let mut list = env.create_array(count as u32)?;
+    let mut drops = None;
+    for (i, meta) in metas.iter().enumerate() {
+        let bytes = &slab[i * slot..i * slot + meta.len];
+        let mut item = Object::new(env)?;
+        item.set("data", BufferSlice::copy_from(env, bytes)?)?;
+        set_source(&mut item, meta.source)?;
+        item.set("truncated", meta.truncated)?;
+        list.set(i as u32, item)?;
+        drops = meta.drops.or(drops);
+    }
+    Ok((Some(list), drops))
+}
+
+fn set_source(item: &mut Object, source: Option<SocketAddr>) -> Result<()> {
+    match source {
+        Some(addr) => {
+            item.set("address", addr.ip().to_string())?;
+            item.set("port", u32::from(addr.port()))?;
+            item.set("family", if addr.is_ipv4() { "IPv4" } else { "IPv6" })?;
+        }
+        None => {
+            item.set("address", "")?;
+            item.set("port", 0u32)?;
+            item.set("family", "")?;
+        }
+    }
+    Ok(())
+}
+
+/// The `recvmmsg(2)` system call on any datagram socket descriptor, into buffers the caller
+/// owns: datagram `i` lands in `buffers[i]`. `flags` such as `MSG_DONTWAIT` and
+/// `MSG_WAITFORONE` pass through, as does the timeout (in milliseconds; recvmmsg checks it only
+/// after each datagram, see the man page). Like the call, a blocking descriptor blocks, and an
+/// error (`EAGAIN` included) is thrown as a system error when nothing was received.
+#[napi(
+    catch_unwind,
+    ts_args_type = "fd: number, buffers: Uint8Array[], flags?: number, timeoutMs?: number"
+)]
+pub fn recvmmsg(
+    env: Env,
+    fd: Unknown,
+    buffers: Unknown,
+    flags: Option<Unknown>,
+    timeout_ms: Option<Unknown>,
+) -> Result<Vec<ReceivedInfo>> {
+    let fd = fd_arg(&env, fd)?;
+    let flags = optional_uint(&env, flags, "flags", i32::MAX as f64)?.unwrap_or(0) as i32;
+    if flags & !mmsg_core::recv::KNOWN_RECV_FLAGS != 0 {
+        return Err(range_error(
+            &env,
+            format!(
+                "flags has unknown bits 0x{:x}",
+                flags & !mmsg_core::recv::KNOWN_RECV_FLAGS
+            ),
+        ));
+    }
+    let timeout = optional_uint(&env, timeout_ms, "timeoutMs", u32::MAX as f64)?
+        .map(|ms| Duration::from_millis(u64::from(ms)));
+    if !buffers.is_array()? {
+        return Err(type_error(
+            &env,
+            format!(
+                "buffers must be an array of Uint8Arrays; got {}",
+                type_name(buffers.get_type().unwrap_or(ValueType::Unknown))
+            ),
+        ));
+    }
+    let list = napi::bindgen_prelude::Array::from_unknown(buffers)?;
+    let mut slices: Vec<&mut [u8]> = Vec::with_capacity(list.len() as usize);
+    for i in 0..list.len().min(mmsg_core::MAX_MESSAGES_PER_CALL as u32) {
+        let item: Unknown = list
+            .get::<Unknown>(i)?
+            .ok_or_else(|| type_error(&env, format!("buffers[{i}] is missing")))?;
+        // Validate (type, detached) through the shared path, then take it writable.
+        let _ = uint8_view(&env, item, &format!("buffers[{i}]"))?;
+        slices.push(<&mut [u8]>::from_unknown(item)?);
+    }
+    let mut scratch = RecvScratch::new();
+    let mut metas = Vec::new();
+    scratch
+        .recv_into(fd, &mut slices, flags, timeout, &mut metas)
+        .map_err(|e| {
+            system_error(
+                &env,
+                &e,
+                "recvmmsg",
+                BatchPosition {
+                    index: Some(0),
+                    sent: None,
+                },
+            )
+        })?;
+    Ok(metas
+        .iter()
+        .map(|m| {
+            let (address, port, family) = match m.source {
+                Some(a) => (
+                    a.ip().to_string(),
+                    u32::from(a.port()),
+                    if a.is_ipv4() { "IPv4" } else { "IPv6" },
+                ),
+                None => (String::new(), 0, ""),
+            };
+            ReceivedInfo {
+                length: m.len as u32,
+                truncated: m.truncated,
+                address,
+                port,
+                family: family.to_owned(),
+            }
+        })
+        .collect())
+}
