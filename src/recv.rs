@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mmsg_core::{RecvMeta, RecvScratch};
+use mmsg_core::{RecvMeta, RecvScratch, Slab};
 use napi::bindgen_prelude::{
     BufferSlice, FromNapiValue, Object, Uint16ArraySlice, Uint32ArraySlice, Uint8ArraySlice,
     Unknown,
@@ -169,9 +169,11 @@ pub fn fill_batch(
         .min(truncated.len());
     let count = match scratch.recv_slab(
         fd,
-        data,
-        slot_size,
-        capacity,
+        Slab {
+            bytes: data,
+            slot_size,
+            max_datagrams: capacity,
+        },
         mmsg_core::recv::MSG_DONTWAIT,
         None,
         metas,
@@ -222,9 +224,11 @@ pub fn receive_convenient<'env>(
     }
     let count = match scratch.recv_slab(
         fd,
-        slab,
-        slot,
-        max,
+        Slab {
+            bytes: slab,
+            slot_size: slot,
+            max_datagrams: max,
+        },
         mmsg_core::recv::MSG_DONTWAIT,
         None,
         metas,

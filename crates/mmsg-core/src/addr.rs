@@ -18,7 +18,8 @@ impl SockAddr {
         }
     }
 
-    pub fn len(&self) -> libc::socklen_t {
+    /// Size in bytes of the sockaddr behind [`SockAddr::as_ptr`].
+    pub fn byte_len(&self) -> libc::socklen_t {
         (match self {
             SockAddr::V4(_) => std::mem::size_of::<libc::sockaddr_in>(),
             SockAddr::V6(_) => std::mem::size_of::<libc::sockaddr_in6>(),
@@ -209,7 +210,10 @@ mod tests {
             assert_eq!(SockAddr::from(addr).to_socket_addr(), addr);
         }
         let v4 = SockAddr::from("1.2.3.4:5".parse::<SocketAddr>().unwrap());
-        assert_eq!(v4.len() as usize, std::mem::size_of::<libc::sockaddr_in>());
+        assert_eq!(
+            v4.byte_len() as usize,
+            std::mem::size_of::<libc::sockaddr_in>()
+        );
         assert!(!v4.is_ipv6());
     }
 

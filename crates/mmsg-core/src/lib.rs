@@ -19,7 +19,7 @@ pub mod socket;
 mod sys;
 
 pub use addr::{AddrError, SockAddr};
-pub use recv::{RecvMeta, RecvScratch};
+pub use recv::{RecvMeta, RecvScratch, Slab};
 pub use send::{
     Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS,
     MAX_MESSAGES_PER_CALL, MAX_SEGMENTS_PER_MESSAGE,

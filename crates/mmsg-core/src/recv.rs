@@ -33,6 +33,13 @@ pub struct RecvMeta {
     pub drops: Option<u32>,
 }
 
+/// A slab of memory cut into `slot_size`-byte slots, at most `max_datagrams` of them.
+pub struct Slab<'a> {
+    pub bytes: &'a mut [u8],
+    pub slot_size: usize,
+    pub max_datagrams: usize,
+}
+
 /// Control space per message: room for `SO_RXQ_OVFL` (u32) and `UDP_GRO` (int).
 const CONTROL_WORDS: usize = 8;
 
@@ -68,26 +75,25 @@ impl RecvScratch {
         self.receive(fd, flags, timeout, out)
     }
 
-    /// Receives up to `max_datagrams` datagrams into consecutive `slot_size`-byte slots of
-    /// `slab` (datagram `i` starts at `i * slot_size`). At most `slab.len() / slot_size` slots.
+    /// Receives into consecutive fixed-size slots of one slab (datagram `i` starts at
+    /// `i * slab.slot_size`).
     pub fn recv_slab(
         &mut self,
         fd: RawFd,
-        slab: &mut [u8],
-        slot_size: usize,
-        max_datagrams: usize,
+        slab: Slab<'_>,
         flags: libc::c_int,
         timeout: Option<Duration>,
         out: &mut Vec<RecvMeta>,
     ) -> io::Result<usize> {
         self.slots.clear();
-        if slot_size == 0 {
+        if slab.slot_size == 0 {
             out.clear();
             return Ok(0);
         }
         self.slots.extend(
-            slab.chunks_exact_mut(slot_size)
-                .take(max_datagrams.min(crate::MAX_MESSAGES_PER_CALL))
+            slab.bytes
+                .chunks_exact_mut(slab.slot_size)
+                .take(slab.max_datagrams.min(crate::MAX_MESSAGES_PER_CALL))
                 .map(sys::iovec_for_mut),
         );
         self.receive(fd, flags, timeout, out)

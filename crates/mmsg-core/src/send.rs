@@ -284,7 +284,7 @@ impl SendScratch {
             if let Some(DestinationId(index)) = slot.destination {
                 let address = &self.destinations[index as usize];
                 hdr.msg_name = address.as_ptr() as *mut libc::c_void;
-                hdr.msg_namelen = address.len();
+                hdr.msg_namelen = address.byte_len();
             }
             if slot.gso_segment_size != 0 {
                 // `reserve` above means this push never reallocates, so earlier pointers into

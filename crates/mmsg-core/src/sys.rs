@@ -125,8 +125,8 @@ pub fn setsockopt<T: Copy>(
 
 /// `bind(fd, addr)`.
 pub fn bind(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
-    // SAFETY: `addr.as_ptr()` points to an initialised sockaddr of `addr.len()` bytes.
-    check(unsafe { libc::bind(fd, addr.as_ptr(), addr.len()) })?;
+    // SAFETY: `addr.as_ptr()` points to an initialised sockaddr of `addr.byte_len()` bytes.
+    check(unsafe { libc::bind(fd, addr.as_ptr(), addr.byte_len()) })?;
     Ok(())
 }
 
@@ -135,7 +135,7 @@ pub fn connect(fd: RawFd, addr: Option<&SockAddr>) -> io::Result<()> {
     match addr {
         Some(addr) => {
             // SAFETY: as in `bind`.
-            check(unsafe { libc::connect(fd, addr.as_ptr(), addr.len()) })?;
+            check(unsafe { libc::connect(fd, addr.as_ptr(), addr.byte_len()) })?;
         }
         None => {
             let unspec = libc::sockaddr {
@@ -301,7 +301,10 @@ pub unsafe fn recvmmsg(
 /// Reads the first control message of `header` with the given level and type as an `int`-sized
 /// (or smaller) value, e.g. `SO_RXQ_OVFL` (u32) or `UDP_GRO` (int).
 pub fn cmsg_u32(header: &libc::msghdr, level: libc::c_int, kind: libc::c_int) -> Option<u32> {
-    if header.msg_control.is_null() || (header.msg_controllen as usize) == 0 {
+    // `msg_controllen` is `usize` on glibc and `u32` on musl: the cast is needed on one of them.
+    #[allow(clippy::unnecessary_cast)]
+    let control_len = header.msg_controllen as usize;
+    if header.msg_control.is_null() || control_len == 0 {
         return None;
     }
     // SAFETY: `header` was filled by recvmmsg; its control buffer is owned by the caller and the

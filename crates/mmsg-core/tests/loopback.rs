@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, UdpSocket as StdUdp};
 use std::time::Duration;
 
-use mmsg_core::{Family, RecvScratch, SendScratch, SendStop, SocketOptions, UdpSocket};
+use mmsg_core::{Family, RecvScratch, SendScratch, SendStop, Slab, SocketOptions, UdpSocket};
 
 fn receiver(addr: &str) -> StdUdp {
     let rx = StdUdp::bind(addr).unwrap();
@@ -86,9 +86,11 @@ fn ipv6_and_recvmmsg_report_sources() {
     let n = recv
         .recv_slab(
             rx.raw_fd(),
-            &mut slab,
-            16,
-            4,
+            Slab {
+                bytes: &mut slab,
+                slot_size: 16,
+                max_datagrams: 4,
+            },
             libc::MSG_WAITFORONE,
             Some(Duration::from_secs(5)),
             &mut metas,
@@ -114,9 +116,11 @@ fn truncation_is_reported() {
     let n = recv
         .recv_slab(
             rx.raw_fd(),
-            &mut slab,
-            10,
-            1,
+            Slab {
+                bytes: &mut slab,
+                slot_size: 10,
+                max_datagrams: 1,
+            },
             libc::MSG_WAITFORONE,
             Some(Duration::from_secs(5)),
             &mut metas,
