@@ -138,6 +138,19 @@ fn track(env: &Env, state: &SharedState) -> Result<()> {
 }
 
 impl SocketState {
+    /// The descriptor, after making sure the kernel reports drops (`SO_RXQ_OVFL`), which is
+    /// switched on by the first receive of any kind.
+    fn open_for_receive(&mut self, env: &Env) -> Result<i32> {
+        let socket = self.socket.as_ref().ok_or_else(|| closed_error(env))?;
+        if !self.drop_counter_enabled {
+            socket
+                .set_drop_counter(true)
+                .map_err(|e| system_error(env, &e, "setsockopt", BatchPosition::default()))?;
+            self.drop_counter_enabled = true;
+        }
+        Ok(socket.raw_fd())
+    }
+
     /// Closes without settling promises (the JS environment is going away).
     fn teardown(&mut self) {
         self.wake = None;
@@ -772,11 +785,7 @@ impl UdpSocket {
         let (max, slot) = receive_sizes(env, max_datagrams, max_size)?;
         let mut guard = self.state.borrow_mut();
         let state = &mut *guard;
-        let fd = state
-            .socket
-            .as_ref()
-            .ok_or_else(|| closed_error(env))?
-            .raw_fd();
+        let fd = state.open_for_receive(env)?;
         let (list, drops) = receive_convenient(
             env,
             fd,
@@ -801,11 +810,7 @@ impl UdpSocket {
     pub fn try_recv_batch(&self, env: Env, batch: Object) -> Result<u32> {
         let mut guard = self.state.borrow_mut();
         let state = &mut *guard;
-        let fd = state
-            .socket
-            .as_ref()
-            .ok_or_else(|| closed_error(&env))?
-            .raw_fd();
+        let fd = state.open_for_receive(&env)?;
         let fill = fill_batch(&env, &batch, fd, &mut state.recv_scratch, &mut state.metas)?;
         if let Some(d) = fill.drops {
             state.drops = d;
@@ -959,13 +964,7 @@ impl UdpSocket {
     fn start_receiving(&self, env: &Env, receiver: Receiver) -> Result<()> {
         let previous = {
             let mut state = self.state.borrow_mut();
-            let socket = state.socket.as_ref().ok_or_else(|| closed_error(env))?;
-            if !state.drop_counter_enabled {
-                socket
-                    .set_drop_counter(true)
-                    .map_err(|e| system_error(env, &e, "setsockopt", BatchPosition::default()))?;
-                state.drop_counter_enabled = true;
-            }
+            state.open_for_receive(env)?;
             state.receiver.replace(receiver)
         };
         release_receiver(env, previous);
