@@ -116,6 +116,28 @@ export declare class UdpSocket {
    * the last receive. Counting starts when the first receive method is used.
    */
   get dropCount(): number
+  /**
+   * Sends `packed` as datagrams of `segmentSize` bytes each (the last may be shorter) to one
+   * destination, using Generic Segmentation Offload (`UDP_SEGMENT`: up to 64 datagrams per
+   * kernel send) when the kernel and route allow it, and plain batches otherwise (detected once
+   * per socket; a refusal switches GSO off for the socket and the send goes on without it).
+   * Returns how many datagrams were taken before the socket would block; a failing datagram
+   * `k` throws with `index: k`, `sent: k`.
+   */
+  trySendSegmented(packed: Uint8Array, segmentSize: number, port?: number, address?: string, flags?: number): number
+  /**
+   * Whether this socket sends with GSO: `'unknown'` until the first segmented send,
+   * then `'available'` or `'unavailable'`.
+   */
+  get gso(): 'unknown' | 'available' | 'unavailable'
+  /**
+   * Generic Receive Offload (`UDP_GRO`): the kernel may coalesce consecutive equal-sized
+   * datagrams from one sender into one receive; this package splits them back, so handlers
+   * still see one entry per datagram. Receive slots must then be 65535 bytes to hold a
+   * coalesced group (the convenient shape's default; a `RecvBatch` uses 64 KiB slots cut from
+   * its slab while GRO is on).
+   */
+  setGro(on: boolean): void
   /** `SO_BROADCAST`. */
   setBroadcast(on: boolean): void
   /** Unicast TTL / hop limit, 1–255. */

@@ -137,6 +137,7 @@ pub fn fill_batch(
     fd: i32,
     scratch: &mut RecvScratch,
     metas: &mut Vec<RecvMeta>,
+    gro: bool,
 ) -> Result<BatchFill> {
     let field = |name: &str| -> Result<Unknown> {
         batch.get::<Unknown>(name)?.ok_or_else(|| {
@@ -160,13 +161,26 @@ pub fn fill_batch(
         .map_err(|_| type_error(env, "batch.addresses must be a Uint8Array"))?;
     let truncated = <&mut [u8]>::from_unknown(field("truncated")?)
         .map_err(|_| type_error(env, "batch.truncated must be a Uint8Array"))?;
-    let capacity = max
-        .min(data.len() / slot_size.max(1))
+    let entries = max
         .min(lengths.len())
         .min(offsets.len())
         .min(ports.len())
         .min(addresses.len() / 16)
         .min(truncated.len());
+    // With GRO a slot may hold up to 64 coalesced datagrams of up to 64 KiB in all: use 64 KiB
+    // slots, and few enough that every split datagram has an entry.
+    let (slot_size, slots) = if gro && data.len() >= MAX_SLOT as usize {
+        let slot = MAX_SLOT as usize;
+        (
+            slot,
+            (entries / mmsg_core::MAX_GSO_SEGMENTS)
+                .max(1)
+                .min(data.len() / slot),
+        )
+    } else {
+        (slot_size, entries.min(data.len() / slot_size.max(1)))
+    };
+    let capacity = slots;
     let count = match scratch.recv_slab(
         fd,
         Slab {
@@ -182,16 +196,25 @@ pub fn fill_batch(
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
         Err(e) => return Err(system_error(env, &e, "recvmmsg", BatchPosition::default())),
     };
+    let _ = count;
     let mut drops = None;
-    for (i, meta) in metas.iter().enumerate() {
-        lengths[i] = meta.len as u32;
-        offsets[i] = (i * slot_size) as u32;
-        truncated[i] = u8::from(meta.truncated);
+    let mut entry = 0;
+    for (slot, meta) in metas.iter().enumerate() {
         let (ip, port) = source_octets(meta.source);
-        ports[i] = port;
-        addresses[16 * i..16 * i + 16].copy_from_slice(&ip);
+        for (offset, length) in meta.datagrams() {
+            if entry == entries {
+                break; // cannot happen: slots were limited so every datagram has an entry
+            }
+            lengths[entry] = length as u32;
+            offsets[entry] = (slot * slot_size + offset) as u32;
+            truncated[entry] = u8::from(meta.truncated);
+            ports[entry] = port;
+            addresses[16 * entry..16 * entry + 16].copy_from_slice(&ip);
+            entry += 1;
+        }
         drops = meta.drops.or(drops);
     }
+    let count = entry;
     let mut batch = *batch;
     batch.set("count", count as u32)?;
     if let Some(d) = drops {
@@ -218,7 +241,10 @@ pub fn receive_convenient<'env>(
     metas: &mut Vec<RecvMeta>,
     max: usize,
     slot: usize,
+    gro: bool,
 ) -> Result<(Option<napi::bindgen_prelude::Array<'env>>, Option<u32>)> {
+    // Coalesced GRO groups need whole 64 KiB slots.
+    let slot = if gro { MAX_SLOT as usize } else { slot };
     if slab.len() < max * slot {
         slab.resize(max * slot, 0);
     }
@@ -240,15 +266,23 @@ pub fn receive_convenient<'env>(
     if count == 0 {
         return Ok((None, None));
     }
-    let mut list = env.create_array(count as u32)?;
+    let _ = count;
+    let mut list = env.create_array(0)?;
     let mut drops = None;
+    let mut index = 0;
     for (i, meta) in metas.iter().enumerate() {
-        let bytes = &slab[i * slot..i * slot + meta.len];
-        let mut item = Object::new(env)?;
-        item.set("data", BufferSlice::copy_from(env, bytes)?)?;
-        set_source(&mut item, meta.source)?;
-        item.set("truncated", meta.truncated)?;
-        list.set(i as u32, item)?;
+        for (offset, length) in meta.datagrams() {
+            let start = i * slot + offset;
+            let mut item = Object::new(env)?;
+            item.set(
+                "data",
+                BufferSlice::copy_from(env, &slab[start..start + length])?,
+            )?;
+            set_source(&mut item, meta.source)?;
+            item.set("truncated", meta.truncated)?;
+            list.set(index, item)?;
+            index += 1;
+        }
         drops = meta.drops.or(drops);
     }
     Ok((Some(list), drops))

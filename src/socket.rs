@@ -8,7 +8,7 @@ use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex};
 
 use mmsg_core::reactor::{Reactor, Readiness, Registration};
-use mmsg_core::{Family, RecvMeta, RecvScratch, SendScratch, SendStop, SocketOptions};
+use mmsg_core::{Family, GsoSupport, RecvMeta, RecvScratch, SendScratch, SendStop, SocketOptions};
 use napi::bindgen_prelude::{
     FromNapiValue, Function, FunctionRef, Object, ObjectRef, PromiseRaw, Unknown,
 };
@@ -103,6 +103,9 @@ pub(crate) struct SocketState {
     /// Last `SO_RXQ_OVFL` value the kernel reported.
     drops: u32,
     drop_counter_enabled: bool,
+    gso: GsoSupport,
+    /// `UDP_GRO` is on: received slots may hold several datagrams to split.
+    gro: bool,
     /// Set while the socket has work pending (a deliberate cycle that keeps it alive, like a
     /// libuv handle); cleared when idle or closed.
     keep_alive: Option<Rc<RefCell<SocketState>>>,
@@ -235,6 +238,8 @@ impl UdpSocket {
             receiver: None,
             drops: 0,
             drop_counter_enabled: false,
+            gso: GsoSupport::Unknown,
+            gro: false,
         }));
         track(env, &state)?;
         Ok(UdpSocket { state })
@@ -484,6 +489,7 @@ fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
                         &mut state.metas,
                         *max,
                         *slot,
+                        state.gro,
                     )?;
                     if let Some(d) = drops {
                         state.drops = d;
@@ -495,8 +501,14 @@ fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
                 }
                 ReceiverShape::Batch { batch } => {
                     let batch = batch.get_value(env)?;
-                    let fill =
-                        fill_batch(env, &batch, fd, &mut state.recv_scratch, &mut state.metas)?;
+                    let fill = fill_batch(
+                        env,
+                        &batch,
+                        fd,
+                        &mut state.recv_scratch,
+                        &mut state.metas,
+                        state.gro,
+                    )?;
                     if let Some(d) = fill.drops {
                         state.drops = d;
                     }
@@ -794,6 +806,7 @@ impl UdpSocket {
             &mut state.metas,
             max,
             slot,
+            state.gro,
         )?;
         if let Some(d) = drops {
             state.drops = d;
@@ -811,7 +824,15 @@ impl UdpSocket {
         let mut guard = self.state.borrow_mut();
         let state = &mut *guard;
         let fd = state.open_for_receive(&env)?;
-        let fill = fill_batch(&env, &batch, fd, &mut state.recv_scratch, &mut state.metas)?;
+        let gro = state.gro;
+        let fill = fill_batch(
+            &env,
+            &batch,
+            fd,
+            &mut state.recv_scratch,
+            &mut state.metas,
+            gro,
+        )?;
         if let Some(d) = fill.drops {
             state.drops = d;
         }
@@ -882,6 +903,90 @@ impl UdpSocket {
     #[napi(getter)]
     pub fn drop_count(&self) -> u32 {
         self.state.borrow().drops
+    }
+
+    /// Sends `packed` as datagrams of `segmentSize` bytes each (the last may be shorter) to one
+    /// destination, using Generic Segmentation Offload (`UDP_SEGMENT`: up to 64 datagrams per
+    /// kernel send) when the kernel and route allow it, and plain batches otherwise (detected once
+    /// per socket; a refusal switches GSO off for the socket and the send goes on without it).
+    /// Returns how many datagrams were taken before the socket would block; a failing datagram
+    /// `k` throws with `index: k`, `sent: k`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "packed: Uint8Array, segmentSize: number, port?: number, address?: string, flags?: number"
+    )]
+    pub fn try_send_segmented(
+        &self,
+        env: Env,
+        packed: Unknown,
+        segment_size: Unknown,
+        port: Option<Unknown>,
+        address: Option<Unknown>,
+        flags: Option<Unknown>,
+    ) -> Result<u32> {
+        let flags = send_flags(&env, flags)?;
+        let payload = crate::convert::uint8_view(&env, packed, "packed")?;
+        let segment_size =
+            crate::convert::optional_uint(&env, Some(segment_size), "segmentSize", 65_535.0)?
+                .filter(|s| *s > 0)
+                .ok_or_else(|| {
+                    range_error(&env, "segmentSize must be an integer from 1 to 65535")
+                })?;
+        let destination = self.destination_args(&env, port, address)?;
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        let fd = state
+            .socket
+            .as_ref()
+            .ok_or_else(|| closed_error(&env))?
+            .raw_fd();
+        if !state.queue.is_empty() {
+            return Ok(0);
+        }
+        let report = mmsg_core::send_segmented(
+            fd,
+            &mut state.scratch,
+            &mut state.gso,
+            payload,
+            segment_size as usize,
+            destination,
+            flags,
+        );
+        match report.stop {
+            SendStop::Complete | SendStop::WouldBlock => Ok(report.sent as u32),
+            SendStop::Failed(error) => Err(system_error(
+                &env,
+                &error,
+                "sendmmsg",
+                BatchPosition {
+                    index: Some(report.sent),
+                    sent: Some(report.sent),
+                },
+            )),
+        }
+    }
+
+    /// Whether this socket sends with GSO: `'unknown'` until the first segmented send,
+    /// then `'available'` or `'unavailable'`.
+    #[napi(getter, ts_return_type = "'unknown' | 'available' | 'unavailable'")]
+    pub fn gso(&self) -> &'static str {
+        match self.state.borrow().gso {
+            GsoSupport::Unknown => "unknown",
+            GsoSupport::Available => "available",
+            GsoSupport::Unavailable => "unavailable",
+        }
+    }
+
+    /// Generic Receive Offload (`UDP_GRO`): the kernel may coalesce consecutive equal-sized
+    /// datagrams from one sender into one receive; this package splits them back, so handlers
+    /// still see one entry per datagram. Receive slots must then be 65535 bytes to hold a
+    /// coalesced group (the convenient shape's default; a `RecvBatch` uses 64 KiB slots cut from
+    /// its slab while GRO is on).
+    #[napi(catch_unwind)]
+    pub fn set_gro(&self, env: Env, on: bool) -> Result<()> {
+        self.with_socket(&env, |s| s.set_gro(on), "setsockopt")?;
+        self.state.borrow_mut().gro = on;
+        Ok(())
     }
 
     /// `SO_BROADCAST`.

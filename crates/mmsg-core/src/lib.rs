@@ -5,6 +5,7 @@
 //! - [`send`]: batches of borrowed byte slices (zero-copy scatter/gather) and the send loop with
 //!   the man page's partial-send and lost-error rules made exact;
 //! - [`recv`]: batches received into caller-owned memory;
+//! - [`gso`]: equal-sized datagrams as `UDP_SEGMENT` sends, with fallback;
 //! - [`socket`]: a non-blocking UDP socket with `node:dgram`'s options;
 //! - [`reactor`]: one epoll thread that tells the JS thread when a socket is ready;
 //! - [`addr`], [`errno`]: addresses and error names;
@@ -12,6 +13,7 @@
 
 pub mod addr;
 pub mod errno;
+pub mod gso;
 pub mod reactor;
 pub mod recv;
 pub mod send;
@@ -19,6 +21,7 @@ pub mod socket;
 mod sys;
 
 pub use addr::{AddrError, SockAddr};
+pub use gso::{send_segmented, GsoSupport, SegmentedReport, MAX_GSO_SEGMENTS};
 pub use recv::{RecvMeta, RecvScratch, Slab};
 pub use send::{
     Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS,

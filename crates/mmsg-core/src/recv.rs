@@ -40,6 +40,23 @@ pub struct Slab<'a> {
     pub max_datagrams: usize,
 }
 
+impl RecvMeta {
+    /// The datagrams in this slot as `(offset, length)` pairs: one, or with `UDP_GRO` the
+    /// coalesced datagrams split back apart (all `gro_segment_size` long but the last).
+    pub fn datagrams(&self) -> impl Iterator<Item = (usize, usize)> {
+        let len = self.len;
+        let step = match self.gro_segment_size {
+            Some(size) if size > 0 && (size as usize) < len => size as usize,
+            _ => len.max(1),
+        };
+        let count = if len == 0 { 1 } else { len.div_ceil(step) };
+        (0..count).map(move |i| {
+            let offset = i * step;
+            (offset, step.min(len - offset))
+        })
+    }
+}
+
 /// Control space per message: room for `SO_RXQ_OVFL` (u32) and `UDP_GRO` (int).
 const CONTROL_WORDS: usize = 8;
 
@@ -156,5 +173,35 @@ impl RecvScratch {
                 }),
         );
         Ok(received)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RecvMeta;
+
+    fn meta(len: usize, gro: Option<u32>) -> RecvMeta {
+        RecvMeta {
+            len,
+            source: None,
+            truncated: false,
+            gro_segment_size: gro,
+            drops: None,
+        }
+    }
+
+    #[test]
+    fn splits_gro_slots_back_into_datagrams() {
+        let parts: Vec<_> = meta(2500, Some(1000)).datagrams().collect();
+        assert_eq!(parts, vec![(0, 1000), (1000, 1000), (2000, 500)]);
+        assert_eq!(
+            meta(700, None).datagrams().collect::<Vec<_>>(),
+            vec![(0, 700)]
+        );
+        assert_eq!(meta(0, None).datagrams().collect::<Vec<_>>(), vec![(0, 0)]);
+        assert_eq!(
+            meta(300, Some(300)).datagrams().collect::<Vec<_>>(),
+            vec![(0, 300)]
+        );
     }
 }
