@@ -124,6 +124,15 @@ pub fn create_recv_batch<'env>(
     Ok(batch)
 }
 
+/// Per-socket memory for receiving: scratch headers, the convenient shape's slab, and the
+/// per-datagram metadata of the last receive.
+#[derive(Default)]
+pub struct RecvMemory {
+    pub scratch: RecvScratch,
+    pub slab: Vec<u8>,
+    pub metas: Vec<RecvMeta>,
+}
+
 /// What a receive into a batch found.
 pub struct BatchFill {
     pub count: usize,
@@ -135,10 +144,10 @@ pub fn fill_batch(
     env: &Env,
     batch: &Object,
     fd: i32,
-    scratch: &mut RecvScratch,
-    metas: &mut Vec<RecvMeta>,
+    memory: &mut RecvMemory,
     gro: bool,
 ) -> Result<BatchFill> {
+    let RecvMemory { scratch, metas, .. } = memory;
     let field = |name: &str| -> Result<Unknown> {
         batch.get::<Unknown>(name)?.ok_or_else(|| {
             type_error(
@@ -236,13 +245,16 @@ fn source_octets(source: Option<SocketAddr>) -> ([u8; 16], u16) {
 pub fn receive_convenient<'env>(
     env: &'env Env,
     fd: i32,
-    scratch: &mut RecvScratch,
-    slab: &mut Vec<u8>,
-    metas: &mut Vec<RecvMeta>,
+    memory: &mut RecvMemory,
     max: usize,
     slot: usize,
     gro: bool,
 ) -> Result<(Option<napi::bindgen_prelude::Array<'env>>, Option<u32>)> {
+    let RecvMemory {
+        scratch,
+        slab,
+        metas,
+    } = memory;
     // Coalesced GRO groups need whole 64 KiB slots.
     let slot = if gro { MAX_SLOT as usize } else { slot };
     if slab.len() < max * slot {

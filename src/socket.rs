@@ -8,7 +8,7 @@ use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex};
 
 use mmsg_core::reactor::{Reactor, Readiness, Registration};
-use mmsg_core::{Family, GsoSupport, RecvMeta, RecvScratch, SendScratch, SendStop, SocketOptions};
+use mmsg_core::{Family, GsoSupport, SendScratch, SendStop, SocketOptions};
 use napi::bindgen_prelude::{
     FromNapiValue, Function, FunctionRef, Object, ObjectRef, PromiseRaw, Unknown,
 };
@@ -23,7 +23,7 @@ use crate::convert::{
 };
 use crate::errors::{closed_error, range_error, system_error, type_error, BatchPosition};
 use crate::pending::{PendingSend, PendingSink, Progress, Resolver};
-use crate::recv::{fill_batch, receive_convenient, MAX_SLOT};
+use crate::recv::{fill_batch, receive_convenient, RecvMemory, MAX_SLOT};
 
 /// The JS function a receiving socket hands batches to.
 type ReceiveCallback = FunctionRef<Object<'static>, Unknown<'static>>;
@@ -95,10 +95,7 @@ pub(crate) struct SocketState {
     scratch: SendScratch,
     queue: VecDeque<PendingSend>,
     refed: bool,
-    recv_scratch: RecvScratch,
-    /// Scratch memory for the convenient receive shape (copied out into JS Buffers).
-    recv_slab: Vec<u8>,
-    metas: Vec<RecvMeta>,
+    recv: RecvMemory,
     receiver: Option<Receiver>,
     /// Last `SO_RXQ_OVFL` value the kernel reported.
     drops: u32,
@@ -232,9 +229,7 @@ impl UdpSocket {
             queue: VecDeque::new(),
             refed: true,
             keep_alive: None,
-            recv_scratch: RecvScratch::new(),
-            recv_slab: Vec::new(),
-            metas: Vec::new(),
+            recv: RecvMemory::default(),
             receiver: None,
             drops: 0,
             drop_counter_enabled: false,
@@ -481,16 +476,8 @@ fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
             let fd = socket.raw_fd();
             let argument: Object<'static> = match &receiver.shape {
                 ReceiverShape::Convenient { max, slot } => {
-                    let (list, drops) = receive_convenient(
-                        env,
-                        fd,
-                        &mut state.recv_scratch,
-                        &mut state.recv_slab,
-                        &mut state.metas,
-                        *max,
-                        *slot,
-                        state.gro,
-                    )?;
+                    let (list, drops) =
+                        receive_convenient(env, fd, &mut state.recv, *max, *slot, state.gro)?;
                     if let Some(d) = drops {
                         state.drops = d;
                     }
@@ -501,14 +488,7 @@ fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
                 }
                 ReceiverShape::Batch { batch } => {
                     let batch = batch.get_value(env)?;
-                    let fill = fill_batch(
-                        env,
-                        &batch,
-                        fd,
-                        &mut state.recv_scratch,
-                        &mut state.metas,
-                        state.gro,
-                    )?;
+                    let fill = fill_batch(env, &batch, fd, &mut state.recv, state.gro)?;
                     if let Some(d) = fill.drops {
                         state.drops = d;
                     }
@@ -798,16 +778,7 @@ impl UdpSocket {
         let mut guard = self.state.borrow_mut();
         let state = &mut *guard;
         let fd = state.open_for_receive(env)?;
-        let (list, drops) = receive_convenient(
-            env,
-            fd,
-            &mut state.recv_scratch,
-            &mut state.recv_slab,
-            &mut state.metas,
-            max,
-            slot,
-            state.gro,
-        )?;
+        let (list, drops) = receive_convenient(env, fd, &mut state.recv, max, slot, state.gro)?;
         if let Some(d) = drops {
             state.drops = d;
         }
@@ -825,14 +796,7 @@ impl UdpSocket {
         let state = &mut *guard;
         let fd = state.open_for_receive(&env)?;
         let gro = state.gro;
-        let fill = fill_batch(
-            &env,
-            &batch,
-            fd,
-            &mut state.recv_scratch,
-            &mut state.metas,
-            gro,
-        )?;
+        let fill = fill_batch(&env, &batch, fd, &mut state.recv, gro)?;
         if let Some(d) = fill.drops {
             state.drops = d;
         }
