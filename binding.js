@@ -841,6 +841,7 @@ module.exports.MAX_BUFFERS_PER_MESSAGE = nativeBinding.MAX_BUFFERS_PER_MESSAGE
 module.exports.MAX_MESSAGES_PER_CALL = nativeBinding.MAX_MESSAGES_PER_CALL
 module.exports.MSG_CONFIRM = nativeBinding.MSG_CONFIRM
 module.exports.MSG_DONTWAIT = nativeBinding.MSG_DONTWAIT
+module.exports.MSG_WAITFORONE = nativeBinding.MSG_WAITFORONE
 module.exports.recvmmsg = nativeBinding.recvmmsg
 module.exports.sendmmsg = nativeBinding.sendmmsg
 module.exports.trySendmmsg = nativeBinding.trySendmmsg

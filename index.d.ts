@@ -156,15 +156,19 @@ export declare class UdpSocket {
   setSendBufferSize(bytes: number): void
   /** `SO_RCVBUF`. */
   setRecvBufferSize(bytes: number): void
+  /** The send buffer size the kernel uses (`SO_SNDBUF`, doubled by the kernel). */
   getSendBufferSize(): number
+  /** The receive buffer size the kernel uses (`SO_RCVBUF`, doubled by the kernel). */
   getRecvBufferSize(): number
 }
 
 /** An address as `dgram`'s `socket.address()` returns it. */
 export interface AddressInfo {
+  /** The IP address, e.g. `'127.0.0.1'` or `'::1'`. */
   address: string
   /** `'IPv4'` or `'IPv6'`. */
   family: string
+  /** The port, 0–65535. */
   port: number
 }
 
@@ -189,6 +193,9 @@ export declare const MSG_CONFIRM: number
 /** `MSG_DONTWAIT`: a non-blocking call on a blocking descriptor. */
 export declare const MSG_DONTWAIT: number
 
+/** `MSG_WAITFORONE` (for `recvmmsg`): block for the first datagram only, then take what is queued. */
+export declare const MSG_WAITFORONE: number
+
 /**
  * One datagram for `sendmmsg`/`trySend`: its bytes, gathered from one or more buffers
  * (scatter/gather: `{ buffers: [header, body] }` goes out as one datagram), and where to.
@@ -196,9 +203,11 @@ export declare const MSG_DONTWAIT: number
  * alone means loopback (like `dgram`).
  */
 export interface OutgoingMessage {
+  /** The datagram's bytes: one view, or up to 1024 views sent back to back as one datagram. */
   buffers: Uint8Array | Uint8Array[]
   /** An IPv4 or IPv6 literal (hostnames are not resolved). */
   address?: string
+  /** Destination port; alone (without `address`) it means loopback. */
   port?: number
 }
 
@@ -207,8 +216,11 @@ export interface OutgoingMessage {
  * and its sender.
  */
 export interface ReceivedDatagram {
+  /** The datagram's bytes (a copy: safe to keep). */
   data: Buffer
+  /** Sender address. */
   address: string
+  /** Sender port. */
   port: number
   /** `'IPv4'` or `'IPv6'`. */
   family: string
@@ -224,6 +236,7 @@ export interface ReceivedInfo {
   truncated: boolean
   /** Sender address (empty if the kernel gave none). */
   address: string
+  /** Sender port. */
   port: number
   /** `'IPv4'` or `'IPv6'` (empty if unknown). */
   family: string
@@ -243,10 +256,13 @@ export interface RecvBatch {
   slotSize: number
   /** The slab the kernel writes into. */
   data: Buffer
+  /** Length of datagram `i`. */
   lengths: Uint32Array
+  /** Where datagram `i` starts in `data`. */
   offsets: Uint32Array
+  /** Sender port of datagram `i`. */
   ports: Uint16Array
-  /** 16 bytes per datagram. */
+  /** Sender address of datagram `i` in bytes `16 * i` to `16 * i + 16` (IPv4 as `::ffff:a.b.c.d`). */
   addresses: Uint8Array
   /** 1 where the datagram was truncated. */
   truncated: Uint8Array

@@ -24,10 +24,12 @@ use napi_derive::napi;
 /// alone means loopback (like `dgram`).
 #[napi(object)]
 pub struct OutgoingMessage {
+    /// The datagram's bytes: one view, or up to 1024 views sent back to back as one datagram.
     #[napi(ts_type = "Uint8Array | Uint8Array[]")]
     pub buffers: Either<Buffer, Vec<Buffer>>,
     /// An IPv4 or IPv6 literal (hostnames are not resolved).
     pub address: Option<String>,
+    /// Destination port; alone (without `address`) it means loopback.
     pub port: Option<u32>,
 }
 
@@ -43,6 +45,10 @@ pub const MAX_BUFFERS_PER_MESSAGE: u32 = mmsg_core::MAX_SEGMENTS_PER_MESSAGE as 
 /// `MSG_DONTWAIT`: a non-blocking call on a blocking descriptor.
 #[napi]
 pub const MSG_DONTWAIT: u32 = 0x40;
+
+/// `MSG_WAITFORONE` (for `recvmmsg`): block for the first datagram only, then take what is queued.
+#[napi]
+pub const MSG_WAITFORONE: u32 = 0x10000;
 
 /// `MSG_CONFIRM`: tell the link layer the peer answered (skips ARP/ND re-probing).
 #[napi]

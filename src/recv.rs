@@ -32,6 +32,7 @@ pub struct ReceivedInfo {
     pub truncated: bool,
     /// Sender address (empty if the kernel gave none).
     pub address: String,
+    /// Sender port.
     pub port: u32,
     /// `'IPv4'` or `'IPv6'` (empty if unknown).
     pub family: String,
@@ -42,9 +43,12 @@ pub struct ReceivedInfo {
 #[napi(object)]
 #[allow(dead_code)] // describes the TypeScript shape; built field by field in `receive_convenient`
 pub struct ReceivedDatagram {
+    /// The datagram's bytes (a copy: safe to keep).
     #[napi(ts_type = "Buffer")]
     pub data: Unknown<'static>,
+    /// Sender address.
     pub address: String,
+    /// Sender port.
     pub port: u32,
     /// `'IPv4'` or `'IPv6'`.
     pub family: String,
@@ -67,13 +71,16 @@ pub struct RecvBatch {
     /// The slab the kernel writes into.
     #[napi(ts_type = "Buffer")]
     pub data: Unknown<'static>,
+    /// Length of datagram `i`.
     #[napi(ts_type = "Uint32Array")]
     pub lengths: Unknown<'static>,
+    /// Where datagram `i` starts in `data`.
     #[napi(ts_type = "Uint32Array")]
     pub offsets: Unknown<'static>,
+    /// Sender port of datagram `i`.
     #[napi(ts_type = "Uint16Array")]
     pub ports: Unknown<'static>,
-    /// 16 bytes per datagram.
+    /// Sender address of datagram `i` in bytes `16 * i` to `16 * i + 16` (IPv4 as `::ffff:a.b.c.d`).
     #[napi(ts_type = "Uint8Array")]
     pub addresses: Unknown<'static>,
     /// 1 where the datagram was truncated.

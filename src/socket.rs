@@ -61,9 +61,11 @@ pub struct UdpSocketOptions {
 /// An address as `dgram`'s `socket.address()` returns it.
 #[napi(object)]
 pub struct AddressInfo {
+    /// The IP address, e.g. `'127.0.0.1'` or `'::1'`.
     pub address: String,
     /// `'IPv4'` or `'IPv6'`.
     pub family: String,
+    /// The port, 0–65535.
     pub port: u32,
 }
 
@@ -1018,11 +1020,13 @@ impl UdpSocket {
         self.with_socket(&env, |s| s.set_recv_buffer_size(bytes), "setsockopt")
     }
 
+    /// The send buffer size the kernel uses (`SO_SNDBUF`, doubled by the kernel).
     #[napi(catch_unwind)]
     pub fn get_send_buffer_size(&self, env: Env) -> Result<u32> {
         self.with_socket(&env, |s| s.send_buffer_size(), "getsockopt")
     }
 
+    /// The receive buffer size the kernel uses (`SO_RCVBUF`, doubled by the kernel).
     #[napi(catch_unwind)]
     pub fn get_recv_buffer_size(&self, env: Env) -> Result<u32> {
         self.with_socket(&env, |s| s.recv_buffer_size(), "getsockopt")
