@@ -273,7 +273,7 @@ pub unsafe fn recvmmsg(
     timeout: Option<std::time::Duration>,
 ) -> io::Result<usize> {
     let mut ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs() as libc::time_t,
+        tv_sec: t.as_secs() as _,
         tv_nsec: t.subsec_nanos() as _,
     });
     let ts_ptr = ts
