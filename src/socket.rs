@@ -340,16 +340,17 @@ impl UdpSocket {
             .ok_or_else(|| closed_error(env))?
             .raw_fd();
         let total = input.len();
+        // Every argument is checked (by building the batch) before anything is sent or queued.
+        let mut batch = state.scratch.batch();
+        input.walk(
+            env,
+            &mut state.resolver,
+            0,
+            total,
+            &mut BatchSink::new(&mut batch),
+        )?;
         let mut sent_now = 0;
         if state.queue.is_empty() {
-            let mut batch = state.scratch.batch();
-            input.walk(
-                env,
-                &mut state.resolver,
-                0,
-                total,
-                &mut BatchSink::new(&mut batch),
-            )?;
             let report = batch.send(fd, flags, 0);
             match report.stop {
                 SendStop::Complete => {
@@ -368,9 +369,13 @@ impl UdpSocket {
         }
         let (deferred, promise) = env.create_deferred::<u32, Resolver>()?;
         let mut pending = PendingSend::new(env, sent_now, flags, deferred)?;
-        {
-            let mut sink = PendingSink::new(env, &mut pending, shared_holder)?;
-            input.walk(env, &mut state.resolver, sent_now, total, &mut sink)?;
+        let recorded = PendingSink::new(env, &mut pending, shared_holder)
+            .and_then(|mut sink| input.walk(env, &mut state.resolver, sent_now, total, &mut sink));
+        if let Err(error) = recorded {
+            // Not an argument error (those were caught above): settle and free what was held.
+            let message = error.reason.clone();
+            pending.reject(env, error);
+            return Err(napi::Error::from_reason(message));
         }
         state.queue.push_back(pending);
         drop(guard);
