@@ -124,8 +124,8 @@ test.serial('the raw sendmmsg(2) stops at message 1 behind a gone peer (the kern
   tx.close()
 })
 
-knownBug(
-  'ECONNREFUSED in the middle of a batch surfaces with its index [KNOWN BUG: trySend/send/trySendmmsg resend from the short count, the kernel has already consumed sk_err, so the error vanishes and the call reports success]',
+test(
+  'ECONNREFUSED in the middle of a batch surfaces with its index (the kernel drops it; IP_RECVERR keeps a copy the core reads back)',
   async (t) => {
     const calls: Array<[string, (tx: UdpSocket, batch: Buffer[]) => unknown]> = [
       ['trySend', (tx, b) => tx.trySend(b)],

@@ -140,6 +140,14 @@ pub struct RecvMemory {
     pub metas: Vec<RecvMeta>,
 }
 
+/// Who is receiving: a direct call (errors are thrown) or event delivery (errors caused by
+/// earlier sends are skipped, so a dead peer cannot crash a receiving process).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReceiveMode {
+    Call,
+    Event,
+}
+
 /// What a receive into a batch found.
 pub struct BatchFill {
     pub count: usize,
@@ -153,6 +161,7 @@ pub fn fill_batch(
     fd: i32,
     memory: &mut RecvMemory,
     gro: bool,
+    mode: ReceiveMode,
 ) -> Result<BatchFill> {
     let RecvMemory { scratch, metas, .. } = memory;
     let field = |name: &str| -> Result<Unknown> {
@@ -210,6 +219,9 @@ pub fn fill_batch(
     ) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        // An ICMP error for an earlier *send* (connected sockets): not a receive failure. The
+        // event path skips it; `tryRecv`/`tryRecvBatch` report it.
+        Err(e) if mode == ReceiveMode::Event && mmsg_core::errno::is_peer_error(&e) => 0,
         Err(e) => return Err(system_error(env, &e, "recvmmsg", BatchPosition::default())),
     };
     let _ = count;
@@ -256,6 +268,7 @@ pub fn receive_convenient<'env>(
     max: usize,
     slot: usize,
     gro: bool,
+    mode: ReceiveMode,
 ) -> Result<(Option<napi::bindgen_prelude::Array<'env>>, Option<u32>)> {
     let RecvMemory {
         scratch,
@@ -280,6 +293,9 @@ pub fn receive_convenient<'env>(
     ) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        // An ICMP error for an earlier *send* (connected sockets): not a receive failure. The
+        // event path skips it; `tryRecv`/`tryRecvBatch` report it.
+        Err(e) if mode == ReceiveMode::Event && mmsg_core::errno::is_peer_error(&e) => 0,
         Err(e) => return Err(system_error(env, &e, "recvmmsg", BatchPosition::default())),
     };
     if count == 0 {

@@ -23,7 +23,7 @@ use crate::convert::{
 };
 use crate::errors::{closed_error, range_error, system_error, type_error, BatchPosition};
 use crate::pending::{PendingSend, PendingSink, Progress, Resolver};
-use crate::recv::{fill_batch, receive_convenient, RecvMemory, MAX_SLOT};
+use crate::recv::{fill_batch, receive_convenient, ReceiveMode, RecvMemory, MAX_SLOT};
 
 /// The JS function a receiving socket hands batches to.
 type ReceiveCallback = FunctionRef<Object<'static>, Unknown<'static>>;
@@ -452,6 +452,14 @@ fn create_wake(env: &Env, shared: &SharedState) -> Result<Wake> {
 
 /// On the JS thread, when the reactor says the socket is ready.
 fn on_ready(env: &Env, shared: &SharedState, readiness: Readiness) -> Result<()> {
+    if readiness.error {
+        // EPOLLERR stays raised while the error queue (IP_RECVERR) holds entries: empty it, or
+        // the one-shot re-arm would wake us again at once. The pending socket error (SO_ERROR)
+        // is left for the next send or receive to report.
+        if let Some(socket) = shared.borrow().socket.as_ref() {
+            socket.drain_error_queue();
+        }
+    }
     if readiness.writable || readiness.error {
         flush_queue(env, shared);
     }
@@ -483,8 +491,15 @@ fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
             let fd = socket.raw_fd();
             let argument: Object<'static> = match &receiver.shape {
                 ReceiverShape::Convenient { max, slot } => {
-                    let (list, drops) =
-                        receive_convenient(env, fd, &mut state.recv, *max, *slot, state.gro)?;
+                    let (list, drops) = receive_convenient(
+                        env,
+                        fd,
+                        &mut state.recv,
+                        *max,
+                        *slot,
+                        state.gro,
+                        ReceiveMode::Event,
+                    )?;
                     if let Some(d) = drops {
                         state.drops = d;
                     }
@@ -495,7 +510,14 @@ fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
                 }
                 ReceiverShape::Batch { batch } => {
                     let batch = batch.get_value(env)?;
-                    let fill = fill_batch(env, &batch, fd, &mut state.recv, state.gro)?;
+                    let fill = fill_batch(
+                        env,
+                        &batch,
+                        fd,
+                        &mut state.recv,
+                        state.gro,
+                        ReceiveMode::Event,
+                    )?;
                     if let Some(d) = fill.drops {
                         state.drops = d;
                     }
@@ -785,7 +807,15 @@ impl UdpSocket {
         let mut guard = self.state.borrow_mut();
         let state = &mut *guard;
         let fd = state.open_for_receive(env)?;
-        let (list, drops) = receive_convenient(env, fd, &mut state.recv, max, slot, state.gro)?;
+        let (list, drops) = receive_convenient(
+            env,
+            fd,
+            &mut state.recv,
+            max,
+            slot,
+            state.gro,
+            ReceiveMode::Call,
+        )?;
         if let Some(d) = drops {
             state.drops = d;
         }
@@ -803,7 +833,7 @@ impl UdpSocket {
         let state = &mut *guard;
         let fd = state.open_for_receive(&env)?;
         let gro = state.gro;
-        let fill = fill_batch(&env, &batch, fd, &mut state.recv, gro)?;
+        let fill = fill_batch(&env, &batch, fd, &mut state.recv, gro, ReceiveMode::Call)?;
         if let Some(d) = fill.drops {
             state.drops = d;
         }

@@ -48,6 +48,19 @@ pub fn errno_name(errno: i32) -> &'static str {
     }
 }
 
+/// Errors a UDP socket reports because of an ICMP message about an earlier datagram it sent
+/// (the peer's port is closed, its host or network unreachable).
+pub fn is_peer_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ECONNREFUSED)
+            | Some(libc::EHOSTUNREACH)
+            | Some(libc::ENETUNREACH)
+            | Some(libc::EHOSTDOWN)
+            | Some(libc::ENETDOWN)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -234,8 +234,19 @@ impl<'data> Batch<'_, 'data> {
                         scratch.bytes_sent[sent + offset] = header.msg_len;
                     }
                     sent += accepted;
-                    // A short count: loop again at once. The retry either sends more (the stop
-                    // was transient) or fails on message `sent` and so reports its errno.
+                    if accepted < chunk_len {
+                        // A short count means message `sent` hit an error the kernel then
+                        // dropped. With IP_RECVERR on (connected `UdpSocket`s) it is still in
+                        // the error queue: report it there, with its index.
+                        if let Some(error) = sys::take_queued_error(fd) {
+                            return SendReport {
+                                sent,
+                                stop: SendStop::Failed(error),
+                            };
+                        }
+                    }
+                    // Otherwise loop again at once. The retry either sends more (the stop was
+                    // transient) or fails on message `sent` and so reports its errno.
                 }
                 Err(error) => match error.raw_os_error() {
                     Some(libc::EINTR) => continue,

@@ -119,12 +119,38 @@ impl UdpSocket {
         sys::bind(self.raw_fd(), &address)
     }
 
+    /// Connects, and turns on `IP_RECVERR`/`IPV6_RECVERR` so that an asynchronous error (an
+    /// ICMP "port unreachable" from the peer) that stops a batch can still be read back and
+    /// reported with its index instead of being lost (see the man page's BUGS). Unconnected
+    /// sockets keep it off: there it would make one dead peer fail sends to all the others.
     pub fn connect(&self, address: SockAddr) -> io::Result<()> {
-        sys::connect(self.raw_fd(), Some(&address))
+        sys::connect(self.raw_fd(), Some(&address))?;
+        self.set_recv_errors(true)
+    }
+
+    fn set_recv_errors(&self, on: bool) -> io::Result<()> {
+        let on = i32::from(on);
+        if self.family == Family::V6 {
+            // IPv4-mapped traffic on an IPv6 socket reports at the IPv4 level.
+            let _ = self.set_int(libc::IPPROTO_IP, libc::IP_RECVERR, on);
+            return self.set_int(libc::IPPROTO_IPV6, libc::IPV6_RECVERR, on);
+        }
+        self.set_int(libc::IPPROTO_IP, libc::IP_RECVERR, on)
+    }
+
+    /// Empties the error queue (entries that `IP_RECVERR` keeps); returns how many there were.
+    pub fn drain_error_queue(&self) -> usize {
+        let mut drained = 0;
+        while drained < 1024 && sys::take_queued_error(self.raw_fd()).is_some() {
+            drained += 1;
+        }
+        drained
     }
 
     /// Dissolves the association made by `connect`.
     pub fn disconnect(&self) -> io::Result<()> {
+        self.set_recv_errors(false)?;
+        self.drain_error_queue();
         match sys::connect(self.raw_fd(), None) {
             // Linux may answer EAFNOSUPPORT for AF_UNSPEC on some kernels after dissolving.
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => Ok(()),

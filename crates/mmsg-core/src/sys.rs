@@ -327,6 +327,35 @@ pub fn cmsg_u32(header: &libc::msghdr, level: libc::c_int, kind: libc::c_int) ->
     None
 }
 
+/// Takes one entry from the socket's error queue (`MSG_ERRQUEUE`, filled when `IP_RECVERR` /
+/// `IPV6_RECVERR` is on) and returns its errno, or `None` if the queue is empty.
+pub fn take_queued_error(fd: RawFd) -> Option<io::Error> {
+    let mut payload = [0u8; 64];
+    let mut iov = iovec_for_mut(&mut payload);
+    let mut control = [0u64; 32];
+    // SAFETY: a zeroed msghdr (valid) pointing at `iov` (describing `payload`) and at `control`,
+    // all live for the call; the kernel writes at most their stated lengths.
+    let received = unsafe {
+        let mut header = MaybeUninit::<libc::msghdr>::zeroed().assume_init();
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(fd, &mut header, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT);
+        (n >= 0).then_some(header)
+    }?;
+    for (level, kind) in [
+        (libc::SOL_IP, libc::IP_RECVERR),
+        (libc::SOL_IPV6, libc::IPV6_RECVERR),
+    ] {
+        // `sock_extended_err` starts with `ee_errno: u32`.
+        if let Some(errno) = cmsg_u32(&received, level, kind) {
+            return Some(io::Error::from_raw_os_error(errno as i32));
+        }
+    }
+    None
+}
+
 /// Space, in bytes, that a control message carrying `payload` bytes takes.
 pub fn cmsg_space(payload: usize) -> usize {
     // SAFETY: CMSG_SPACE is pure arithmetic.
