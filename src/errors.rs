@@ -38,6 +38,21 @@ pub fn closed_error(env: &Env) -> Error {
     closed(env, "the socket is closed", None)
 }
 
+/// `ERR_SOCKET_BUSY`: a call on a socket from inside another call on it (a getter run while the
+/// first converts its arguments).
+pub fn busy_error(env: &Env) -> Error {
+    match env.create_error(Error::new(
+        Status::GenericFailure,
+        "the socket is busy: called from inside another call on the same socket",
+    )) {
+        Ok(mut object) => {
+            let _ = object.set("code", "ERR_SOCKET_BUSY");
+            Error::from(object.to_unknown())
+        }
+        Err(e) => e,
+    }
+}
+
 /// `ERR_SOCKET_CLOSED` for a pending send, with `sent`: how many of its datagrams went out.
 pub fn closed_error_after(env: &Env, sent: usize) -> Error {
     closed(

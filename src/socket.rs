@@ -21,7 +21,9 @@ use crate::convert::{
     optional_port, optional_string, packed_input, send_flags, type_name, AddressResolver,
     BatchInput, BatchSink,
 };
-use crate::errors::{closed_error, range_error, system_error, type_error, BatchPosition};
+use crate::errors::{
+    busy_error, closed_error, range_error, system_error, type_error, BatchPosition,
+};
 use crate::pending::{PendingSend, PendingSink, Progress, Resolver};
 use crate::recv::{fill_batch, receive_convenient, ReceiveMode, RecvMemory, MAX_SLOT};
 
@@ -221,6 +223,17 @@ fn parse_options(env: &Env, options: Unknown) -> Result<(Family, SocketOptions)>
 }
 
 impl UdpSocket {
+    /// The socket's state for a method call. A call made re-entrantly while another call on the
+    /// same socket is converting its arguments (e.g. from a getter on a message object) gets
+    /// `ERR_SOCKET_BUSY` instead of a panic.
+    fn state_mut(&self, env: &Env) -> Result<std::cell::RefMut<'_, SocketState>> {
+        self.state.try_borrow_mut().map_err(|_| busy_error(env))
+    }
+
+    fn state_ref(&self, env: &Env) -> Result<std::cell::Ref<'_, SocketState>> {
+        self.state.try_borrow().map_err(|_| busy_error(env))
+    }
+
     fn from_core(env: &Env, socket: mmsg_core::UdpSocket) -> Result<Self> {
         let family = socket.family();
         let state = Rc::new(RefCell::new(SocketState {
@@ -249,7 +262,7 @@ impl UdpSocket {
         f: impl FnOnce(&mmsg_core::UdpSocket) -> std::io::Result<T>,
         syscall: &str,
     ) -> Result<T> {
-        let state = self.state.borrow();
+        let state = self.state_ref(env)?;
         let socket = state.socket.as_ref().ok_or_else(|| closed_error(env))?;
         f(socket).map_err(|e| system_error(env, &e, syscall, BatchPosition::default()))
     }
@@ -290,7 +303,7 @@ impl UdpSocket {
 
     /// The synchronous send shared by `trySend` and `trySendPacked`.
     fn try_send_input(&self, env: &Env, input: &BatchInput, flags: i32) -> Result<u32> {
-        let mut guard = self.state.borrow_mut();
+        let mut guard = self.state_mut(env)?;
         let state = &mut *guard;
         let fd = state
             .socket
@@ -332,7 +345,7 @@ impl UdpSocket {
         flags: i32,
         shared_holder: bool,
     ) -> Result<Unknown<'env>> {
-        let mut guard = self.state.borrow_mut();
+        let mut guard = self.state_mut(env)?;
         let state = &mut *guard;
         let fd = state
             .socket
@@ -589,7 +602,7 @@ impl UdpSocket {
         let port = optional_port(&env, port, "port")?.unwrap_or(0);
         let address = optional_string(&env, address, "address")?;
         let target = {
-            let mut state = self.state.borrow_mut();
+            let mut state = self.state_mut(&env)?;
             let unspecified = state
                 .socket
                 .as_ref()
@@ -669,7 +682,7 @@ impl UdpSocket {
     #[napi(catch_unwind)]
     pub fn close(&self, env: Env) -> Result<()> {
         let (queue, receiver) = {
-            let mut state = self.state.borrow_mut();
+            let mut state = self.state_mut(&env)?;
             let receiver = state.receiver.take();
             state.wake = None;
             state.socket = None;
@@ -689,14 +702,14 @@ impl UdpSocket {
     /// Lets the process exit even while this socket waits (like `dgram`'s `unref`).
     #[napi(catch_unwind)]
     pub fn unref(&self, env: Env) -> Result<()> {
-        self.state.borrow_mut().refed = false;
+        self.state_mut(&env)?.refed = false;
         update_interest(&env, &self.state)
     }
 
     /// Undoes `unref()`.
     #[napi(js_name = "ref", catch_unwind)]
     pub fn refer(&self, env: Env) -> Result<()> {
-        self.state.borrow_mut().refed = true;
+        self.state_mut(&env)?.refed = true;
         update_interest(&env, &self.state)
     }
 
@@ -804,7 +817,7 @@ impl UdpSocket {
         max_size: Option<Unknown>,
     ) -> Result<napi::bindgen_prelude::Array<'env>> {
         let (max, slot) = receive_sizes(env, max_datagrams, max_size)?;
-        let mut guard = self.state.borrow_mut();
+        let mut guard = self.state_mut(env)?;
         let state = &mut *guard;
         let fd = state.open_for_receive(env)?;
         let (list, drops) = receive_convenient(
@@ -829,7 +842,7 @@ impl UdpSocket {
     /// straight into its JS-allocated memory, and returns the count (also in `batch.count`).
     #[napi(catch_unwind, ts_args_type = "batch: RecvBatch")]
     pub fn try_recv_batch(&self, env: Env, batch: Object) -> Result<u32> {
-        let mut guard = self.state.borrow_mut();
+        let mut guard = self.state_mut(&env)?;
         let state = &mut *guard;
         let fd = state.open_for_receive(&env)?;
         let gro = state.gro;
@@ -894,7 +907,7 @@ impl UdpSocket {
     /// Stops event-driven delivery (queued datagrams stay in the kernel).
     #[napi(catch_unwind)]
     pub fn stop_receiving(&self, env: Env) -> Result<()> {
-        let receiver = self.state.borrow_mut().receiver.take();
+        let receiver = self.state_mut(&env)?.receiver.take();
         release_receiver(&env, receiver);
         update_interest(&env, &self.state)
     }
@@ -934,7 +947,7 @@ impl UdpSocket {
                     range_error(&env, "segmentSize must be an integer from 1 to 65535")
                 })?;
         let destination = self.destination_args(&env, port, address)?;
-        let mut guard = self.state.borrow_mut();
+        let mut guard = self.state_mut(&env)?;
         let state = &mut *guard;
         let fd = state
             .socket
@@ -986,7 +999,7 @@ impl UdpSocket {
     #[napi(catch_unwind)]
     pub fn set_gro(&self, env: Env, on: bool) -> Result<()> {
         self.with_socket(&env, |s| s.set_gro(on), "setsockopt")?;
-        self.state.borrow_mut().gro = on;
+        self.state_mut(&env)?.gro = on;
         Ok(())
     }
 
@@ -1071,7 +1084,7 @@ impl UdpSocket {
 impl UdpSocket {
     fn start_receiving(&self, env: &Env, receiver: Receiver) -> Result<()> {
         let previous = {
-            let mut state = self.state.borrow_mut();
+            let mut state = self.state_mut(env)?;
             state.open_for_receive(env)?;
             state.receiver.replace(receiver)
         };
@@ -1084,7 +1097,7 @@ impl UdpSocket {
         env: &Env,
         f: impl FnOnce(&mmsg_core::UdpSocket) -> std::result::Result<(), mmsg_core::MembershipError>,
     ) -> Result<()> {
-        let state = self.state.borrow();
+        let state = self.state_ref(env)?;
         let socket = state.socket.as_ref().ok_or_else(|| closed_error(env))?;
         f(socket).map_err(|e| match e {
             mmsg_core::MembershipError::Address(a) => type_error(env, a.to_string()),

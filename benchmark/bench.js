@@ -1,0 +1,258 @@
+#!/usr/bin/env node
+// `npm run bench`: datagrams per second over loopback (127.0.0.1 only) for node:dgram, this
+// package's synchronous send shapes, GSO, and a reference C sendmmsg loop, at 64 B and 1200 B and
+// batch sizes 1–1024; the receive side under a C flood; delivered datagrams at 1200 B; and
+// resident memory over millions of datagrams. Every figure is a median of several runs, every
+// comparison a ratio of figures from this same run. Writes benchmark/results/latest.{json,md,svg}.
+//
+//   npm run bench                  full run (about 3 minutes)
+//   BENCH_QUICK=1 npm run bench    about 30 s (fewer, shorter runs; 2 M datagrams for memory)
+//   BENCH_SECTIONS=send,receive,delivered,memory   run only some sections
+//   BENCH_RESULTS_DIR=dir          write latest.{json,md,svg} there instead of benchmark/results
+'use strict'
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
+
+const { buildC } = require('./lib/cprogs')
+const { SENDERS, createSendBench } = require('./lib/send')
+const { RECEIVERS, receiveRun, FLOOD_ARGS } = require('./lib/receive')
+const { DELIVERED_SENDERS, deliveredRun, SIZE: DELIVERED_SIZE } = require('./lib/delivered')
+const { runMemoryChild } = require('./lib/memory')
+const { summarize, fmtRate, now } = require('./lib/util')
+const { toText, toMarkdown } = require('./lib/report')
+const { resultsChart } = require('./lib/chart')
+const { cpuMeter } = require('./lib/cpuload')
+
+const QUICK = process.env.BENCH_QUICK === '1'
+const SECTIONS = new Set((process.env.BENCH_SECTIONS || 'send,receive,delivered,memory').split(','))
+const RESULTS_DIR = process.env.BENCH_RESULTS_DIR ? path.resolve(process.env.BENCH_RESULTS_DIR) : path.join(__dirname, 'results')
+
+const CONFIG = {
+  quick: QUICK,
+  sizes: [64, 1200],
+  batches: [1, 16, 64, 256, 1024],
+  runs: QUICK ? 3 : 7,
+  seconds: QUICK ? 0.06 : 0.18, // per send run
+  warmupSeconds: QUICK ? 0.02 : 0.04, // per sender and cell, not recorded
+  receive: QUICK ? { runs: 3, flood: 0.4, from: 0.05, to: 0.25 } : { runs: 7, flood: 0.7, from: 0.15, to: 0.55 },
+  memory: QUICK ? { datagrams: 2e6, warmup: 5e5 } : { datagrams: 1e7, warmup: 1e6 },
+}
+// Hard cap on datagrams per run, whatever the clock says.
+const cap = (seconds) => Math.ceil(20e6 * seconds)
+
+function log(line) {
+  process.stdout.write(`${line}\n`)
+}
+
+function git(args) {
+  try {
+    return execFileSync('git', args, { cwd: path.join(__dirname, '..'), encoding: 'utf8' }).trim()
+  } catch {
+    return ''
+  }
+}
+
+function environment(compiler) {
+  const addon = path.join(__dirname, '..', 'sendmmsg.linux-x64-gnu.node')
+  let addonInfo = 'unknown'
+  try {
+    const st = fs.statSync(addon)
+    addonInfo = `${path.basename(addon)} built ${st.mtime.toISOString()}`
+  } catch {}
+  let rmemMax = null
+  try {
+    rmemMax = Number(fs.readFileSync('/proc/sys/net/core/rmem_max', 'utf8'))
+  } catch {}
+  return {
+    node: process.version,
+    kernel: os.release(),
+    cpu: (os.cpus()[0] || {}).model || 'unknown',
+    cpus: os.cpus().length,
+    compiler,
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    dirty: git(['status', '--porcelain', '--', 'src', 'crates']) !== '',
+    addon: addonInfo,
+    rmemMax,
+    date: new Date().toISOString(),
+    loadavgStart: os.loadavg(),
+  }
+}
+
+async function sendSection(bins) {
+  const bench = await createSendBench({ bins })
+  const cells = []
+  const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length])
+  try {
+    for (const size of CONFIG.sizes) {
+      for (const batch of CONFIG.batches) {
+        const runs = bench.cell(size, batch, cap)
+        const meter = cpuMeter()
+        for (const s of SENDERS) await runs[s.id](CONFIG.warmupSeconds)
+        const rates = Object.fromEntries(SENDERS.map((s) => [s.id, []]))
+        const extra = Object.fromEntries(SENDERS.map((s) => [s.id, { wouldBlock: 0, errors: 0 }]))
+        // Interleave: every run measures every sender, starting from a different one.
+        for (let r = 0; r < CONFIG.runs; r++) {
+          for (const s of rotate(SENDERS, r)) {
+            const res = await runs[s.id](CONFIG.seconds)
+            rates[s.id].push(res.datagrams / res.seconds)
+            extra[s.id].wouldBlock += res.wouldBlock || 0
+            extra[s.id].errors += res.errors || 0
+          }
+        }
+        const results = Object.fromEntries(
+          SENDERS.map((s) => [s.id, { ...summarize(rates[s.id]), ...extra[s.id] }]),
+        )
+        const cpu = meter.stop()
+        cells.push({ size, batch, results, otherCores: cpu ? cpu.otherCores : null })
+        const show = ['dgram-connected', 'pkg-buffers', 'pkg-packed', 'c']
+        log(
+          `  send ${String(size).padStart(4)} B batch ${String(batch).padStart(4)}: ` +
+            show.map((id) => `${id} ${fmtRate(results[id].median)}`).join(', ') +
+            (cpu ? ` (other processes: ${cpu.otherCores.toFixed(2)} cores)` : ''),
+        )
+      }
+    }
+  } finally {
+    bench.close()
+  }
+  return {
+    senders: SENDERS.map(({ id, label, short, group, batchMeaning }) => ({ id, label, short, group, batchMeaning })),
+    cells,
+    gso: bench.gsoState(),
+    sink: 'UdpSocket bound to 127.0.0.1, never read (datagrams beyond its receive buffer are dropped by the kernel)',
+  }
+}
+
+async function receiveSection(bins) {
+  const cfg = { bins, ...CONFIG.receive }
+  const runs = Object.fromEntries(RECEIVERS.map((r) => [r.id, []]))
+  for (let r = 0; r < CONFIG.receive.runs; r++) {
+    for (let k = 0; k < RECEIVERS.length; k++) {
+      const rec = RECEIVERS[(k + r) % RECEIVERS.length]
+      runs[rec.id].push(await receiveRun(rec.id, cfg))
+    }
+  }
+  const receivers = RECEIVERS.map((rec) => {
+    const list = runs[rec.id]
+    const summary = summarize(list.map((x) => x.rate))
+    const offered = summarize(list.map((x) => x.offered)).median
+    const last = list[list.length - 1]
+    log(`  receive ${rec.id}: ${fmtRate(summary.median)}/s delivered (offered ${fmtRate(offered)}/s)`)
+    return { ...rec, summary, offered, drops: last.drops, rcvbuf: last.rcvbuf, runs: list }
+  })
+  return { size: 64, floodCommand: `sendmmsg_loop ${FLOOD_ARGS('COUNT', 'PORT', CONFIG.receive.flood).join(' ')}`, ...CONFIG.receive, receivers }
+}
+
+async function deliveredSection(bins) {
+  const cfg = { bins, ...CONFIG.receive }
+  const runs = Object.fromEntries(DELIVERED_SENDERS.map((s) => [s.id, []]))
+  for (let r = 0; r < CONFIG.receive.runs; r++) {
+    for (let k = 0; k < DELIVERED_SENDERS.length; k++) {
+      const s = DELIVERED_SENDERS[(k + r) % DELIVERED_SENDERS.length]
+      runs[s.id].push(await deliveredRun(s.id, cfg))
+    }
+  }
+  const senders = DELIVERED_SENDERS.map((s) => {
+    const list = runs[s.id]
+    const summary = summarize(list.map((x) => x.rate))
+    const sendRate = summarize(list.map((x) => x.sendRate)).median
+    log(`  delivered ${s.id}: ${fmtRate(summary.median)}/s (accepted ${fmtRate(sendRate)}/s)`)
+    const drops = summarize(list.map((x) => x.drops)).median
+    return { ...s, summary, sendRate, drops, gso: list[list.length - 1].gso, runs: list }
+  })
+  return { size: DELIVERED_SIZE, receiver: 'C recvmmsg_loop with UDP_GRO, separate process', senders }
+}
+
+function ratios(results) {
+  const out = []
+  const cell = (size, batch) => results.send && results.send.cells.find((c) => c.size === size && c.batch === batch)
+  // Headline: ratio of medians. `best` divides the fastest runs instead: on a shared machine noise
+  // only ever slows a run down, so it shows how much of a gap is noise.
+  const add = (id, label, a, b, target) => {
+    const value = a.median / b.median
+    out.push({ id, label, value, best: a.max / b.max, target, pass: target === undefined ? undefined : value >= target })
+  }
+  const c64 = cell(64, 64)
+  if (c64) {
+    const r = c64.results
+    add('send-vs-c', '64 B, batch 64, one destination: trySend(buffers, port, address) / C sendmmsg loop', r['pkg-buffers'], r.c, 0.95)
+    add('send-vs-dgram', '64 B, batch 64, one destination: trySend(buffers, port, address) / node:dgram connected', r['pkg-buffers'], r['dgram-connected'], 1.4)
+    add('packed-vs-c', '64 B, batch 64: trySendPacked / C sendmmsg loop', r['pkg-packed'], r.c)
+    add('messages-vs-c', '64 B, batch 64: trySend([{ buffers, address, port }]) / C sendmmsg loop', r['pkg-messages'], r.c)
+    add('connected-vs-c', '64 B, batch 64: connected trySend(buffers) / C sendmmsg loop, connected', r['pkg-connected'], r['c-connected'])
+    add('connected-vs-dgram', '64 B, batch 64: connected trySend(buffers) / node:dgram connected', r['pkg-connected'], r['dgram-connected'])
+  }
+  if (results.receive) {
+    const r = Object.fromEntries(results.receive.receivers.map((x) => [x.id, x.summary]))
+    add('recv-vs-dgram', 'Receive, 64 B flood: onBatch / node:dgram', r['pkg-batch'], r.dgram, 2)
+    add('recv-messages-vs-dgram', 'Receive, 64 B flood: onMessages / node:dgram', r['pkg-messages'], r.dgram)
+    add('recv-vs-c', 'Receive, 64 B flood: onBatch / C recvmmsg loop', r['pkg-batch'], r.c)
+  }
+  if (results.delivered) {
+    const d = Object.fromEntries(results.delivered.senders.map((x) => [x.id, x.summary]))
+    add('gso-vs-dgram', `Delivered, ${DELIVERED_SIZE} B one destination: trySendSegmented (GSO) / node:dgram connected`, d['pkg-gso'], d['dgram-connected'], 4)
+  }
+  if (results.memory) {
+    const m = results.memory
+    const growth = m.rssGrowth / 1048576
+    out.push({
+      id: 'memory',
+      label: `RSS growth over ${(m.datagrams / 1e6).toFixed(0)} M datagrams sent by trySend (batches of 64)`,
+      value: growth,
+      target: 5,
+      unit: 'MB',
+      pass: growth < 5,
+    })
+  }
+  return out
+}
+
+async function main() {
+  const started = now()
+  const meter = cpuMeter()
+  const { bins, compiler, commands } = buildC()
+  const results = {
+    command: QUICK ? 'BENCH_QUICK=1 npm run bench' : 'npm run bench',
+    config: { ...CONFIG },
+    environment: environment(compiler),
+    cCommands: commands,
+  }
+  log(`sendmmsg benchmark (${QUICK ? 'quick' : 'full'}), loopback 127.0.0.1 only`)
+  if (SECTIONS.has('send')) {
+    log('send: datagrams/s accepted by the kernel, to a sink that is not read')
+    results.send = await sendSection(bins)
+  }
+  if (SECTIONS.has('receive')) {
+    log('receive: 64 B C flood, datagrams/s delivered to JS')
+    results.receive = await receiveSection(bins)
+  }
+  if (SECTIONS.has('delivered')) {
+    log(`delivered: ${DELIVERED_SIZE} B, counted by a C recvmmsg + UDP_GRO receiver`)
+    results.delivered = await deliveredSection(bins)
+  }
+  if (SECTIONS.has('memory')) {
+    log(`memory: RSS over ${CONFIG.memory.datagrams / 1e6} M datagrams (after ${CONFIG.memory.warmup / 1e6} M warm-up), fresh process`)
+    results.memory = runMemoryChild(CONFIG.memory)
+    log(`  RSS growth ${(results.memory.rssGrowth / 1048576).toFixed(2)} MB`)
+  }
+  results.environment.loadavgEnd = os.loadavg()
+  results.environment.cpuDuringRun = meter.stop()
+  results.durationSeconds = now() - started
+  results.ratios = ratios(results)
+
+  fs.mkdirSync(RESULTS_DIR, { recursive: true })
+  fs.writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`)
+  fs.writeFileSync(path.join(RESULTS_DIR, 'latest.md'), toMarkdown(results))
+  fs.writeFileSync(path.join(RESULTS_DIR, 'latest.svg'), resultsChart(results))
+  log('')
+  log(toText(results))
+  log('')
+  log(`wrote ${path.join(path.relative(process.cwd(), RESULTS_DIR) || '.', 'latest.{json,md,svg}')} in ${results.durationSeconds.toFixed(0)} s`)
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})

@@ -1,0 +1,134 @@
+'use strict'
+// Receive-side throughput: a C sendmmsg flood (a child process) of 64 B datagrams at one
+// receiving socket. A plain sendmmsg loop cannot outrun node:dgram on this path (the kernel's
+// per-datagram loopback cost caps it near dgram's receive rate), so the flood sends UDP_SEGMENT
+// (GSO) groups of 64 × 64 B, 16 groups per call; the receiving socket has no UDP_GRO, so the
+// kernel cuts every group into separate 64 B datagrams before queueing them. We count the
+// datagrams actually delivered to JavaScript: 'message' events for node:dgram, `batch.count`
+// summed for onBatch, array lengths for onMessages. The rate is taken over a window that opens
+// `from` seconds after the first datagram arrived and closes at `to`, so start-up and the drain
+// of the queue after the flood are not counted.
+const dgram = require('node:dgram')
+const { once } = require('node:events')
+const { UdpSocket, createRecvBatch } = require('../..')
+const { now, runChild, jsonLine } = require('./util')
+
+const FLOOD_ARGS = (cap, port, seconds) => [64, 16, cap, port, seconds, 'gso']
+
+const LOOPBACK = '127.0.0.1'
+const RCVBUF = 4 << 20 // requested SO_RCVBUF for every receiver (the kernel caps it at rmem_max)
+
+const RECEIVERS = [
+  { id: 'dgram', label: "node:dgram 'message' events", group: 'dgram' },
+  { id: 'pkg-batch', label: 'onBatch(createRecvBatch(1024, 2048))', group: 'package' },
+  { id: 'pkg-messages', label: 'onMessages (arrays of { data, address, ... })', group: 'package' },
+  { id: 'c', label: 'C recvmmsg loop (reference, separate process)', group: 'c' },
+]
+
+async function openReceiver(id, onCount) {
+  if (id === 'dgram') {
+    const s = dgram.createSocket({ type: 'udp4', recvBufferSize: RCVBUF })
+    s.on('message', () => onCount(1))
+    s.bind(0, LOOPBACK)
+    await once(s, 'listening')
+    return {
+      port: s.address().port,
+      rcvbuf: s.getRecvBufferSize(),
+      drops: () => null,
+      close: () => s.close(),
+    }
+  }
+  const s = new UdpSocket({ type: 'udp4', recvBufferSize: RCVBUF })
+  const { port } = s.bind(0, LOOPBACK)
+  if (id === 'pkg-batch') {
+    const batch = createRecvBatch(1024, 2048)
+    s.onBatch(batch, (b) => onCount(b.count))
+  } else {
+    s.onMessages((list) => onCount(list.length))
+  }
+  return {
+    port,
+    rcvbuf: s.getRecvBufferSize(),
+    drops: () => s.dropCount,
+    close: () => {
+      s.stopReceiving()
+      s.close()
+    },
+  }
+}
+
+/** One run: flood for `flood` seconds, count over [from, to] after the first datagram. */
+async function receiveRun(id, { bins, flood, from, to }) {
+  const cap = Math.ceil(20e6 * flood)
+  if (id === 'c') {
+    let floodDone = null
+    const rx = runChild(bins.recvmmsg_loop, [flood + 2, 'plain', RCVBUF, from, to], {
+      timeoutMs: (flood + 10) * 1000,
+      onLine(line) {
+        const v = JSON.parse(line)
+        if ('port' in v) {
+          floodDone = runChild(bins.sendmmsg_loop, FLOOD_ARGS(cap, v.port, flood), { timeoutMs: (flood + 10) * 1000 })
+        }
+      },
+    })
+    const r = await rx
+    const f = floodDone ? await floodDone : null
+    const got = jsonLine(r.lines, 'datagrams')
+    const offered = f && jsonLine(f.lines, 'rate')
+    return {
+      rate: got && got.seconds > 0 ? got.datagrams / got.seconds : NaN,
+      datagrams: got ? got.datagrams : 0,
+      seconds: got ? got.seconds : 0,
+      offered: offered ? offered.rate : NaN,
+      drops: got ? got.drops : null,
+    }
+  }
+
+  // The window is marked from inside the handler (clock read after counting each delivery), so a
+  // handler that blocks the event loop for long cannot make timers fire late and shrink it.
+  let count = 0
+  let first = 0
+  let mark0 = null
+  let mark1 = null
+  let windowClosed
+  const closed = new Promise((resolve) => (windowClosed = resolve))
+  let fallback = null
+  const receiver = await openReceiver(id, (n) => {
+    count += n
+    const t = now()
+    if (first === 0) {
+      first = t
+      // If deliveries stop before the window closes, close it late rather than never.
+      fallback = setTimeout(() => {
+        if (mark0 && !mark1) mark1 = { count, t: now() }
+        windowClosed()
+      }, (to + 1) * 1000)
+    } else if (mark0 === null) {
+      if (t - first >= from) mark0 = { count, t }
+    } else if (mark1 === null && t - first >= to) {
+      mark1 = { count, t }
+      windowClosed()
+    }
+  })
+  const child = runChild(bins.sendmmsg_loop, FLOOD_ARGS(cap, receiver.port, flood), { timeoutMs: (flood + 10) * 1000 })
+  // Bounded: the window closes `to` s after the first datagram; give up if none arrives.
+  const giveUp = setTimeout(windowClosed, (flood + 5) * 1000)
+  await closed
+  clearTimeout(giveUp)
+  clearTimeout(fallback)
+  const f = await child
+  const drops = receiver.drops()
+  receiver.close()
+  const offered = jsonLine(f.lines, 'rate')
+  const ok = mark0 && mark1 && mark1.t > mark0.t
+  return {
+    rate: ok ? (mark1.count - mark0.count) / (mark1.t - mark0.t) : NaN,
+    datagrams: ok ? mark1.count - mark0.count : 0,
+    seconds: ok ? mark1.t - mark0.t : 0,
+    offered: offered ? offered.rate : NaN,
+    drops,
+    rcvbuf: receiver.rcvbuf,
+  }
+}
+
+module.exports = { RECEIVERS, receiveRun, RCVBUF, FLOOD_ARGS }

@@ -1,0 +1,176 @@
+'use strict'
+// Turns the results object into a console report and a Markdown document.
+const { fmtRate, fmtRatio } = require('./util')
+
+function textTable(header, rows, alignRight = []) {
+  const all = [header, ...rows]
+  const widths = header.map((_, c) => Math.max(...all.map((r) => String(r[c]).length)))
+  const line = (r) =>
+    r
+      .map((cell, c) => (alignRight[c] ? String(cell).padStart(widths[c]) : String(cell).padEnd(widths[c])))
+      .join('  ')
+      .trimEnd()
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+function mdTable(header, rows, alignRight = []) {
+  const esc = (s) => String(s).replace(/\|/g, '\\|')
+  return [
+    `| ${header.map(esc).join(' | ')} |`,
+    `|${header.map((_, c) => (alignRight[c] ? '---:' : ':---')).join('|')}|`,
+    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n')
+}
+
+function sendRows(results, size) {
+  const { batches } = results.config
+  const cell = (b) => results.send.cells.find((c) => c.size === size && c.batch === b)
+  const rows = results.send.senders.map((s) => [
+    s.label,
+    ...batches.map((b) => (cell(b) ? fmtRate(cell(b).results[s.id].median) : '')),
+  ])
+  rows.push([
+    '(CPU used by other processes meanwhile, cores)',
+    ...batches.map((b) => (cell(b) && Number.isFinite(cell(b).otherCores) ? cell(b).otherCores.toFixed(2) : '')),
+  ])
+  return rows
+}
+
+function ratioRows(results) {
+  return results.ratios.map((r) => [
+    r.label,
+    r.value === undefined
+      ? ''
+      : r.unit === 'MB'
+        ? `${r.value.toFixed(2)} MB`
+        : // Close to the target, two decimals could round a miss up to the target: show three.
+          r.target !== undefined && Math.abs(r.value - r.target) < 0.01
+          ? `${r.value.toFixed(3)}×`
+          : fmtRatio(r.value),
+    r.best === undefined ? '' : fmtRatio(r.best),
+    r.target === undefined ? '' : r.unit === 'MB' ? `< ${r.target} MB` : `≥ ${r.target}`,
+    r.pass === undefined ? '' : r.pass ? 'hit' : 'MISS',
+  ])
+}
+
+function receiveRows(results) {
+  return results.receive.receivers.map((r) => [
+    r.label,
+    fmtRate(r.summary.median),
+    `${fmtRate(r.summary.min)} – ${fmtRate(r.summary.max)}`,
+    fmtRate(r.offered),
+    r.drops === null || r.drops === undefined ? 'n/a' : String(r.drops),
+  ])
+}
+
+function deliveredRows(results) {
+  return results.delivered.senders.map((s) => [
+    s.label,
+    fmtRate(s.summary.median),
+    `${fmtRate(s.summary.min)} – ${fmtRate(s.summary.max)}`,
+    fmtRate(s.sendRate),
+    s.drops === null || s.drops === undefined ? 'n/a' : String(s.drops),
+    s.gso || '',
+  ])
+}
+
+function memoryRows(m) {
+  const mb = (b) => `${(b / 1048576).toFixed(2)} MB`
+  return [
+    ['datagrams sent after warm-up', `${(m.datagrams / 1e6).toFixed(1)} M (warm-up ${(m.warmup / 1e6).toFixed(1)} M)`],
+    ['rate during the test', `${fmtRate(m.rate)}/s`],
+    ['RSS before → after', `${mb(m.rssBefore)} → ${mb(m.rssAfter)}`],
+    ['RSS growth (after − before)', mb(m.rssGrowth)],
+    ['largest RSS growth seen (sampled every 1 M)', mb(m.rssMaxGrowth)],
+    ['V8 heap used growth', mb(m.heapUsedGrowth)],
+    ['full GC before each reading', m.gcAvailable ? 'yes' : 'no'],
+  ]
+}
+
+const NOTES = [
+  'Send: datagrams/s the kernel accepted (sendmmsg return values; dgram callbacks without error), 127.0.0.1 to one sink socket that is never read, so the kernel drops datagrams once its receive buffer is full. This measures the sender plus the kernel loopback path, not delivery.',
+  '"batch" is datagrams per call for this package and the C loop, and the number of sends kept in flight for node:dgram (each dgram send is one datagram and one system call).',
+  'Receive: a C flood of 64 B datagrams from a separate process at one socket (sendmmsg of UDP_SEGMENT groups of 64 × 64 B, cut into separate datagrams by the kernel because the receiver has no UDP_GRO; a plain sendmmsg loop is too slow on this loopback to outrun node:dgram). Counted = datagrams handed to JavaScript (dgram message events, sum of batch.count, sum of array lengths) or, for the C reference, returned by recvmmsg, over a window after the first datagram. Offered = the flood sender\'s accepted rate; drops = SO_RXQ_OVFL at that socket (not available for node:dgram).',
+  'Delivered (1200 B): datagrams counted by a C recvmmsg receiver with UDP_GRO in a separate process, over a window; the sender runs in this process. Accepted = the sender\'s own rate over its whole run; receiver drops = median SO_RXQ_OVFL count per run, in kernel packets (a coalesced GSO group counts once).',
+  'Every figure is the median of the runs; min – max is the spread across runs. Ratios divide medians from this same run (targets are judged on these); "best runs" divides the fastest run of each, since on a shared machine noise only slows runs down.',
+]
+
+function cpuLine(c) {
+  if (!c) return 'CPU use by other processes: unknown'
+  const busy = c.otherCores > 0.15 ? ' — the machine was NOT idle: loopback figures are noisy' : ''
+  return `CPU use during the run: this benchmark ${c.ownCores.toFixed(2)} cores, other processes ${c.otherCores.toFixed(2)} of ${c.cores} cores, steal ${c.stealCores.toFixed(2)}${busy}`
+}
+
+function header(results) {
+  const e = results.environment
+  return [
+    `node ${e.node}, Linux ${e.kernel}, ${e.cpus} × ${e.cpu}, ${e.compiler}`,
+    `mode: ${results.config.quick ? 'quick (BENCH_QUICK=1)' : 'full'}; ${results.config.runs} runs × ${results.config.seconds} s per send figure; load average at start ${e.loadavgStart.map((x) => x.toFixed(2)).join(' ')}, at end ${e.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}; took ${results.durationSeconds.toFixed(0)} s`,
+    cpuLine(e.cpuDuringRun),
+    `commit ${e.commit}${e.dirty ? ' (working tree has changes)' : ''}, addon ${e.addon}`,
+  ]
+}
+
+function toText(results) {
+  const { batches } = results.config
+  const out = []
+  out.push(...header(results), '')
+  if (results.ratios.length) {
+    out.push('TARGETS (same run)')
+    out.push(textTable(['comparison', 'medians', 'best runs', 'target', ''], ratioRows(results), [false, true, true, true, false]), '')
+  }
+  if (results.send) {
+    for (const size of results.config.sizes) {
+      out.push(`SEND ${size} B: datagrams/s accepted by the kernel, by batch size (median of ${results.config.runs})`)
+      out.push(textTable(['sender', ...batches.map(String)], sendRows(results, size), [false, ...batches.map(() => true)]), '')
+    }
+  }
+  if (results.receive) {
+    out.push('RECEIVE 64 B flood: datagrams/s delivered')
+    out.push(textTable(['receiver', 'median', 'min – max', 'offered', 'drops (last run)'], receiveRows(results), [false, true, true, true, true]), '')
+  }
+  if (results.delivered) {
+    out.push('DELIVERED 1200 B to one destination (C recvmmsg + UDP_GRO receiver)')
+    out.push(textTable(['sender', 'delivered/s', 'min – max', 'accepted/s', 'receiver drops', 'gso'], deliveredRows(results), [false, true, true, true, true, false]), '')
+  }
+  if (results.memory) {
+    out.push('MEMORY: trySend(buffers, port, address), 64 × 64 B per call')
+    out.push(textTable(['measure', 'value'], memoryRows(results.memory)), '')
+  }
+  out.push(...NOTES.map((n) => `* ${n}`))
+  return out.join('\n')
+}
+
+function toMarkdown(results) {
+  const { batches } = results.config
+  const out = ['# sendmmsg benchmark results', '']
+  out.push(...header(results).map((l) => `${l}  `), '')
+  out.push(`Command: \`${results.command}\`. Chart: [latest.svg](latest.svg). Raw numbers: [latest.json](latest.json).`, '')
+  if (results.ratios.length) {
+    out.push('## Targets (ratios measured in this run)', '')
+    out.push(mdTable(['comparison', 'ratio of medians', 'ratio of best runs', 'target', 'result'], ratioRows(results), [false, true, true, true, false]), '')
+  }
+  if (results.send) {
+    for (const size of results.config.sizes) {
+      out.push(`## Send, ${size} B datagrams`, '')
+      out.push(`Datagrams per second accepted by the kernel, by batch size; median of ${results.config.runs} runs of ${results.config.seconds} s.`, '')
+      out.push(mdTable(['sender', ...batches.map((b) => `batch ${b}`)], sendRows(results, size), [false, ...batches.map(() => true)]), '')
+    }
+  }
+  if (results.receive) {
+    out.push('## Receive, 64 B flood', '')
+    out.push(mdTable(['receiver', 'delivered/s (median)', 'min – max', 'offered/s', 'drops (last run)'], receiveRows(results), [false, true, true, true, true]), '')
+  }
+  if (results.delivered) {
+    out.push('## Delivered, 1200 B to one destination', '')
+    out.push(mdTable(['sender', 'delivered/s (median)', 'min – max', 'accepted/s', 'receiver drops', 'GSO'], deliveredRows(results), [false, true, true, true, true, false]), '')
+  }
+  if (results.memory) {
+    out.push('## Memory', '')
+    out.push(mdTable(['trySend(buffers, port, address), 64 × 64 B per call', ''], memoryRows(results.memory)), '')
+  }
+  out.push('## What is counted', '', ...NOTES.map((n) => `- ${n}`), '')
+  return out.join('\n')
+}
+
+module.exports = { toText, toMarkdown }

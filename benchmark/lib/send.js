@@ -1,0 +1,187 @@
+'use strict'
+// Send-side throughput: every sender pushes datagrams of SIZE bytes to one sink on 127.0.0.1 for
+// a fixed time and we count the datagrams the kernel *accepted* (sendmmsg's return value, or a
+// dgram callback without error). The sink socket is never read: once its receive buffer is full
+// the kernel drops what arrives, so this measures the sender and the kernel's loopback path.
+const dgram = require('node:dgram')
+const { once } = require('node:events')
+const { spawnSync } = require('node:child_process')
+const { UdpSocket } = require('../..')
+const { now } = require('./util')
+
+const LOOPBACK = '127.0.0.1'
+
+/** What "batch" means for each sender is spelled out in `batchMeaning`. */
+const SENDERS = [
+  {
+    id: 'dgram',
+    label: 'node:dgram send, unconnected',
+    group: 'dgram',
+    batchMeaning: 'sends in flight (each send is one datagram)',
+  },
+  {
+    id: 'dgram-connected',
+    label: 'node:dgram send, connected',
+    group: 'dgram',
+    batchMeaning: 'sends in flight (each send is one datagram)',
+  },
+  {
+    id: 'pkg-messages',
+    label: 'trySend([{ buffers, address, port }])',
+    group: 'package',
+    batchMeaning: 'messages per call',
+  },
+  {
+    id: 'pkg-buffers',
+    label: 'trySend(buffers, port, address)',
+    group: 'package',
+    batchMeaning: 'Buffers per call, one destination',
+  },
+  {
+    id: 'pkg-packed',
+    label: 'trySendPacked(packed, lengths, port, address)',
+    short: 'trySendPacked(packed, lengths, ...)',
+    group: 'package',
+    batchMeaning: 'datagrams per call',
+  },
+  {
+    id: 'pkg-connected',
+    label: 'connected UdpSocket: trySend(buffers)',
+    group: 'package',
+    batchMeaning: 'Buffers per call',
+  },
+  {
+    id: 'pkg-gso',
+    label: 'trySendSegmented(packed, size, port, address) (GSO)',
+    short: 'trySendSegmented(packed, size, ...) (GSO)',
+    group: 'package',
+    batchMeaning: 'datagrams per call (UDP_SEGMENT sends of up to 64)',
+  },
+  {
+    id: 'c',
+    label: 'C sendmmsg loop, unconnected (msg_name per message)',
+    short: 'C sendmmsg loop, unconnected',
+    group: 'c',
+    batchMeaning: 'messages per sendmmsg call',
+  },
+  {
+    id: 'c-connected',
+    label: 'C sendmmsg loop, connected',
+    group: 'c',
+    batchMeaning: 'messages per sendmmsg call',
+  },
+]
+
+/**
+ * Repeats a synchronous send call until `seconds` have passed (clock read about every 64
+ * datagrams, so the clock costs the same share at every batch size) or `cap` datagrams went out.
+ */
+function syncLoop(call, batch, seconds, cap) {
+  const every = Math.max(1, Math.ceil(64 / batch))
+  let sent = 0
+  let calls = 0
+  let empty = 0
+  const start = now()
+  const deadline = start + seconds
+  for (;;) {
+    const n = call()
+    sent += n
+    if (n === 0) empty++
+    if (++calls % every === 0 && (now() >= deadline || sent >= cap)) break
+  }
+  return { datagrams: sent, seconds: now() - start, calls, wouldBlock: empty }
+}
+
+/**
+ * node:dgram: keeps up to `window` sends in flight, refilling as callbacks arrive, until
+ * `seconds` have passed; then waits for the outstanding callbacks. Counts callbacks without an
+ * error.
+ */
+function dgramLoop(socket, data, window, seconds, cap, port) {
+  return new Promise((resolve) => {
+    let inFlight = 0
+    let done = 0
+    let errors = 0
+    let issued = 0
+    let issuing = true
+    let callbacks = 0
+    const start = now()
+    const deadline = start + seconds
+    const finish = () => resolve({ datagrams: done, seconds: now() - start, errors })
+    const onSent = (error) => {
+      inFlight--
+      if (error) errors++
+      else done++
+      if (issuing && (++callbacks & 63) === 0 && (now() >= deadline || issued >= cap)) issuing = false
+      if (issuing) pump()
+      else if (inFlight === 0) finish()
+    }
+    const pump = () => {
+      while (inFlight < window) {
+        inFlight++
+        issued++
+        if (port === undefined) socket.send(data, onSent)
+        else socket.send(data, port, LOOPBACK, onSent)
+      }
+    }
+    pump()
+  })
+}
+
+/** Creates the sink and one sending socket per sender; `cell(size, batch)` prepares buffers. */
+async function createSendBench({ bins }) {
+  // The sink: bound, never read (no receive method is ever called on it).
+  const sink = new UdpSocket({ type: 'udp4' })
+  const { port } = sink.bind(0, LOOPBACK)
+
+  const dgramUnconnected = dgram.createSocket('udp4')
+  dgramUnconnected.bind(0, LOOPBACK)
+  await once(dgramUnconnected, 'listening')
+  const dgramConnected = dgram.createSocket('udp4')
+  dgramConnected.connect(port, LOOPBACK)
+  await once(dgramConnected, 'connect')
+  const tx = new UdpSocket('udp4')
+  const txConnected = new UdpSocket('udp4')
+  txConnected.connect(port, LOOPBACK)
+  const txGso = new UdpSocket('udp4')
+
+  function cell(size, batch, cap) {
+    const buffers = Array.from({ length: batch }, (_, i) => Buffer.alloc(size, i & 0xff))
+    const messages = buffers.map((b) => ({ buffers: b, address: LOOPBACK, port }))
+    const packed = Buffer.alloc(size * batch, 0x5a)
+    const lengths = new Uint32Array(batch).fill(size)
+    const one = Buffer.alloc(size, 0x61)
+    const cRun = (mode) => (seconds) => {
+      const args = [size, batch, cap(seconds), port, seconds, mode].map(String)
+      const r = spawnSync(bins.sendmmsg_loop, args, { encoding: 'utf8', timeout: (seconds + 10) * 1000 })
+      if (r.status !== 0) throw new Error(`sendmmsg_loop ${args.join(' ')} failed: ${r.stderr || r.signal}`)
+      const out = JSON.parse(r.stdout.trim().split('\n').pop())
+      return { datagrams: out.datagrams, seconds: out.seconds, wouldBlock: out.eagain }
+    }
+    const runs = {
+      dgram: (seconds) => dgramLoop(dgramUnconnected, one, batch, seconds, cap(seconds), port),
+      'dgram-connected': (seconds) => dgramLoop(dgramConnected, one, batch, seconds, cap(seconds), undefined),
+      'pkg-messages': (seconds) => syncLoop(() => tx.trySend(messages), batch, seconds, cap(seconds)),
+      'pkg-buffers': (seconds) =>
+        syncLoop(() => tx.trySend(buffers, port, LOOPBACK), batch, seconds, cap(seconds)),
+      'pkg-packed': (seconds) =>
+        syncLoop(() => tx.trySendPacked(packed, lengths, port, LOOPBACK), batch, seconds, cap(seconds)),
+      'pkg-connected': (seconds) => syncLoop(() => txConnected.trySend(buffers), batch, seconds, cap(seconds)),
+      'pkg-gso': (seconds) =>
+        syncLoop(() => txGso.trySendSegmented(packed, size, port, LOOPBACK), batch, seconds, cap(seconds)),
+      c: cRun('unconnected'),
+      'c-connected': cRun('connected'),
+    }
+    return runs
+  }
+
+  function close() {
+    for (const s of [tx, txConnected, txGso, sink]) s.close()
+    dgramUnconnected.close()
+    dgramConnected.close()
+  }
+
+  return { port, cell, close, gsoState: () => txGso.gso }
+}
+
+module.exports = { SENDERS, createSendBench, syncLoop, dgramLoop, LOOPBACK }
