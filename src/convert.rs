@@ -3,6 +3,9 @@
 
 use std::net::SocketAddr;
 
+use std::borrow::Cow;
+use std::fmt::Display;
+
 use mmsg_core::{AddrError, Family, SockAddr};
 use napi::bindgen_prelude::ArrayBuffer;
 use napi::bindgen_prelude::{Array, FromNapiValue, JsObjectValue, Object, Unknown};
@@ -11,8 +14,29 @@ use napi::{Env, Result, ValueType};
 
 use crate::errors::{range_error, type_error};
 
+/// Names an argument in error messages. Cheap to build: the text is only formatted when an
+/// error is actually reported, so naming every message of a batch costs no allocation.
+#[derive(Clone, Copy)]
+pub enum Label {
+    Message(usize),
+    Field(usize, &'static str),
+    Piece(usize, u32),
+    Length(u32),
+}
+
+impl Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Message(index) => write!(f, "message {index}"),
+            Label::Field(index, field) => write!(f, "message {index}: {field}"),
+            Label::Piece(index, piece) => write!(f, "message {index}: buffers[{piece}]"),
+            Label::Length(i) => write!(f, "lengths[{i}]"),
+        }
+    }
+}
+
 /// Reads an optional port argument: an integer 0–65535 (`undefined`/`null`/absent: `None`).
-pub fn optional_port(env: &Env, value: Option<Unknown>, what: &str) -> Result<Option<u16>> {
+pub fn optional_port(env: &Env, value: Option<Unknown>, what: impl Display) -> Result<Option<u16>> {
     match value {
         None => Ok(None),
         Some(v) => match v.get_type()? {
@@ -36,7 +60,11 @@ pub fn optional_port(env: &Env, value: Option<Unknown>, what: &str) -> Result<Op
 }
 
 /// Reads an optional string argument.
-pub fn optional_string(env: &Env, value: Option<Unknown>, what: &str) -> Result<Option<String>> {
+pub fn optional_string(
+    env: &Env,
+    value: Option<Unknown>,
+    what: impl Display,
+) -> Result<Option<String>> {
     match value {
         None => Ok(None),
         Some(v) => match v.get_type()? {
@@ -54,7 +82,7 @@ pub fn optional_string(env: &Env, value: Option<Unknown>, what: &str) -> Result<
 pub fn optional_uint(
     env: &Env,
     value: Option<Unknown>,
-    what: &str,
+    what: impl Display,
     max: f64,
 ) -> Result<Option<u32>> {
     match value {
@@ -154,7 +182,7 @@ impl AddressResolver {
         env: &Env,
         port: Option<u16>,
         address: Option<&str>,
-        what: &str,
+        what: impl Display,
     ) -> Result<Option<SockAddr>> {
         match (port, address) {
             (None, None) => Ok(None),
@@ -196,7 +224,8 @@ pub enum BatchInput<'env> {
     Packed {
         holder: Unknown<'env>,
         bytes: &'env [u8],
-        lengths: Vec<u32>,
+        /// Borrowed from a `Uint32Array` (no copy), or read from a plain array.
+        lengths: Cow<'env, [u32]>,
         destination: Option<SockAddr>,
     },
 }
@@ -276,10 +305,10 @@ pub fn packed_input<'env>(
     })
 }
 
-fn lengths_array(env: &Env, value: Unknown) -> Result<Vec<u32>> {
+fn lengths_array<'env>(env: &Env, value: Unknown<'env>) -> Result<Cow<'env, [u32]>> {
     if value.is_typedarray()? {
         if let Ok(lengths) = <&[u32]>::from_unknown(value) {
-            return Ok(lengths.to_vec());
+            return Ok(Cow::Borrowed(lengths));
         }
         return Err(type_error(
             env,
@@ -296,16 +325,16 @@ fn lengths_array(env: &Env, value: Unknown) -> Result<Vec<u32>> {
     let mut lengths = Vec::with_capacity(list.len() as usize);
     for i in 0..list.len() {
         let item = list.get::<Unknown>(i)?;
-        let length = optional_uint(env, item, &format!("lengths[{i}]"), u32::MAX as f64)?
+        let length = optional_uint(env, item, Label::Length(i), u32::MAX as f64)?
             .ok_or_else(|| type_error(env, format!("lengths[{i}] must be a number")))?;
         lengths.push(length);
     }
-    Ok(lengths)
+    Ok(Cow::Owned(lengths))
 }
 
 /// The bytes of a `Buffer`/`Uint8Array` (no copy). Views of detached buffers are refused: the
 /// user's data is gone, and sending an empty datagram in its place would be a silent loss.
-pub fn uint8_view<'env>(env: &Env, value: Unknown<'env>, what: &str) -> Result<&'env [u8]> {
+pub fn uint8_view<'env>(env: &Env, value: Unknown<'env>, what: impl Display) -> Result<&'env [u8]> {
     if !value.is_typedarray()? {
         return Err(type_error(
             env,
@@ -356,7 +385,7 @@ fn walk_message<'env>(
     sink: &mut impl MessageSink<'env>,
 ) -> Result<()> {
     if element.is_typedarray()? {
-        let bytes = uint8_view(env, element, &format!("message {index}"))?;
+        let bytes = uint8_view(env, element, Label::Message(index))?;
         sink.start_message(env, default_destination)?;
         return sink.segment(env, element, 0, bytes);
     }
@@ -373,23 +402,23 @@ fn walk_message<'env>(
     let port = optional_port(
         env,
         object.get::<Unknown>("port")?,
-        &format!("message {index}: port"),
+        Label::Field(index, "port"),
     )?;
     let address = optional_string(
         env,
         object.get::<Unknown>("address")?,
-        &format!("message {index}: address"),
+        Label::Field(index, "address"),
     )?;
     let destination = match (port, address.as_deref()) {
         (None, None) => default_destination,
-        _ => resolver.destination(env, port, address.as_deref(), &format!("message {index}"))?,
+        _ => resolver.destination(env, port, address.as_deref(), Label::Message(index))?,
     };
     sink.start_message(env, destination)?;
     let buffers: Unknown<'env> = object
         .get::<Unknown>("buffers")?
         .ok_or_else(|| type_error(env, format!("message {index} has no buffers")))?;
     if buffers.is_typedarray()? {
-        let bytes = uint8_view(env, buffers, &format!("message {index}: buffers"))?;
+        let bytes = uint8_view(env, buffers, Label::Field(index, "buffers"))?;
         return sink.segment(env, buffers, 0, bytes);
     }
     if !buffers.is_array()? {
@@ -416,7 +445,7 @@ fn walk_message<'env>(
         let piece: Unknown<'env> = list
             .get::<Unknown>(i)?
             .ok_or_else(|| type_error(env, format!("message {index}: buffers[{i}] is missing")))?;
-        let bytes = uint8_view(env, piece, &format!("message {index}: buffers[{i}]"))?;
+        let bytes = uint8_view(env, piece, Label::Piece(index, i))?;
         sink.segment(env, piece, 0, bytes)?;
     }
     Ok(())
