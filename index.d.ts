@@ -149,12 +149,15 @@ export declare class UdpSocket {
   /** Outgoing multicast interface (an interface address for udp4; an index or `%name` for udp6). */
   setMulticastInterface(interface: string): void
   /** Joins a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_ADD_MEMBERSHIP`). */
-  addMembership(group: string, interface?: string | undefined | null): void
+  addMembership(group: string, interface?: string): void
   /** Leaves a multicast group. */
-  dropMembership(group: string, interface?: string | undefined | null): void
-  /** `SO_SNDBUF` (the kernel doubles the value; read it back with `getSendBufferSize`). */
+  dropMembership(group: string, interface?: string): void
+  /**
+   * `SO_SNDBUF` in bytes, 1 to 2^31 − 1 (the kernel doubles the value and caps it at
+   * `net.core.wmem_max`; read it back with `getSendBufferSize`).
+   */
   setSendBufferSize(bytes: number): void
-  /** `SO_RCVBUF`. */
+  /** `SO_RCVBUF` in bytes, 1 to 2^31 − 1 (capped by the kernel at `net.core.rmem_max`). */
   setRecvBufferSize(bytes: number): void
   /** The send buffer size the kernel uses (`SO_SNDBUF`, doubled by the kernel). */
   getSendBufferSize(): number

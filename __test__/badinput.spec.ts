@@ -568,7 +568,6 @@ for (const [api, fn] of [['sendmmsg', sendmmsg], ['trySendmmsg', trySendmmsg]] a
   register({
     api,
     name: 'fd = 1000000: the error carries index 0 as documented',
-    failing: 'descriptor errors come from the SO_TYPE pre-check without `index`/`sent` (docs promise index: 0 when nothing was sent)',
     call: (c) => fn(1_000_000, msg(c)),
     expect: sys('EBADF', 'sendmmsg', { index: 0, sent: 0 }),
   })
@@ -582,7 +581,6 @@ for (const [api, fn] of [['sendmmsg', sendmmsg], ['trySendmmsg', trySendmmsg]] a
   register({
     api,
     name: 'bytesSent shorter than the batch is refused before sending',
-    failing: 'a too-short bytesSent is silently filled only partly and the batch is sent; suggest RangeError ERR_OUT_OF_RANGE before sending',
     call: (c) => fn(c.tx.fd, [...msg(c), ...msg(c)], 0, new Uint32Array(1)),
     expect: RANGE,
   })
@@ -682,10 +680,10 @@ async function withTcpFd<T>(f: (fd: number) => T): Promise<T> {
     ['{ reusePort: 1 }', make({ type: 'udp6', reusePort: 1 }), TYPE],
     ["{ ipv6Only: 'yes' }", make({ type: 'udp6', ipv6Only: 'yes' }), TYPE],
     ["{ sendBufferSize: 'big' }", make({ type: 'udp4', sendBufferSize: 'big' }), TYPE],
-    ['{ sendBufferSize: -1 }', make({ type: 'udp4', sendBufferSize: -1 }), RANGE, 'accepted silently (converted to a u32 by napi); suggest RangeError ERR_OUT_OF_RANGE like dgram (ERR_SOCKET_BAD_BUFFER_SIZE)'],
-    ['{ sendBufferSize: 1.5 }', make({ type: 'udp4', sendBufferSize: 1.5 }), RANGE, 'accepted silently (truncated)'],
-    ['{ recvBufferSize: 2^40 }', make({ type: 'udp4', recvBufferSize: 2 ** 40 }), RANGE, 'accepted silently (wrapped to a u32)'],
-    ['{ recvBufferSize: NaN }', make({ type: 'udp4', recvBufferSize: NaN }), RANGE, 'accepted silently (NaN becomes 0)'],
+    ['{ sendBufferSize: -1 }', make({ type: 'udp4', sendBufferSize: -1 }), RANGE],
+    ['{ sendBufferSize: 1.5 }', make({ type: 'udp4', sendBufferSize: 1.5 }), RANGE],
+    ['{ recvBufferSize: 2^40 }', make({ type: 'udp4', recvBufferSize: 2 ** 40 }), RANGE],
+    ['{ recvBufferSize: NaN }', make({ type: 'udp4', recvBufferSize: NaN }), RANGE],
   ]
   for (const [name, call, expect, failing] of cases) register({ api: 'constructor', name: `new UdpSocket(${name})`, call, expect, failing })
   const fromFd = (fd: unknown) => () => UdpSocket.fromFd(fd as any)
@@ -770,9 +768,9 @@ function fresh<T>(type: 'udp4' | 'udp6', f: (s: UdpSocket) => T): T {
     ['tryRecvBatch', 'data replaced by a string', (c) => c.tx.tryRecvBatch({ ...createRecvBatch(2, 8), data: 'x' } as any), TYPE],
     ['tryRecvBatch', 'lengths replaced by a Uint8Array', (c) => c.tx.tryRecvBatch({ ...createRecvBatch(2, 8), lengths: new Uint8Array(2) } as any), TYPE],
     ['tryRecvBatch', 'ports replaced by a Uint32Array', (c) => c.tx.tryRecvBatch({ ...createRecvBatch(2, 8), ports: new Uint32Array(2) } as any), TYPE],
-    ['tryRecvBatch', 'null', (c) => c.tx.tryRecvBatch(null as any), TYPE, 'a TypeError WITHOUT code ("Cannot convert undefined or null to object") from napi Object conversion'],
-    ['tryRecvBatch', 'undefined', (c) => c.tx.tryRecvBatch(undefined as any), TYPE, 'a TypeError WITHOUT code'],
-    ['tryRecvBatch', "maxDatagrams tampered to 'x'", (c) => c.tx.tryRecvBatch({ ...createRecvBatch(2, 8), maxDatagrams: 'x' } as any), TYPE, "plain Error with code 'NumberExpected'"],
+    ['tryRecvBatch', 'null', (c) => c.tx.tryRecvBatch(null as any), TYPE],
+    ['tryRecvBatch', 'undefined', (c) => c.tx.tryRecvBatch(undefined as any), TYPE],
+    ['tryRecvBatch', "maxDatagrams tampered to 'x'", (c) => c.tx.tryRecvBatch({ ...createRecvBatch(2, 8), maxDatagrams: 'x' } as any), TYPE],
     ['createRecvBatch', '(0, 8)', () => createRecvBatch(0, 8), RANGE],
     ['createRecvBatch', '(-1, 8)', () => createRecvBatch(-1, 8), RANGE],
     ['createRecvBatch', '(NaN, 8)', () => createRecvBatch(NaN, 8), RANGE],
@@ -780,62 +778,62 @@ function fresh<T>(type: 'udp4' | 'udp6', f: (s: UdpSocket) => T): T {
     ['createRecvBatch', '(1, 0)', () => createRecvBatch(1, 0), RANGE],
     ['createRecvBatch', '(1, 65536)', () => createRecvBatch(1, 65536), RANGE],
     ['createRecvBatch', '(2^20, 65535): over 2 GiB', () => createRecvBatch(2 ** 20, 65535), RANGE],
-    ['createRecvBatch', "('2', 8)", () => createRecvBatch('2' as any, 8), TYPE, "plain Error with code 'NumberExpected' (napi u32 conversion)"],
-    ['createRecvBatch', '()', () => (createRecvBatch as any)(), TYPE, "plain Error with code 'NumberExpected'"],
-    ['createRecvBatch', '({}, 8)', () => createRecvBatch({} as any, 8), TYPE, "plain Error with code 'NumberExpected'"],
-    ['createRecvBatch', '(1.5, 8)', () => createRecvBatch(1.5, 8), RANGE, 'accepted: truncated to 1'],
-    ['createRecvBatch', '(2^32 + 1, 8)', () => createRecvBatch(2 ** 32 + 1, 8), RANGE, 'accepted: wraps to maxDatagrams 1'],
+    ['createRecvBatch', "('2', 8)", () => createRecvBatch('2' as any, 8), TYPE],
+    ['createRecvBatch', '()', () => (createRecvBatch as any)(), TYPE],
+    ['createRecvBatch', '({}, 8)', () => createRecvBatch({} as any, 8), TYPE],
+    ['createRecvBatch', '(1.5, 8)', () => createRecvBatch(1.5, 8), RANGE],
+    ['createRecvBatch', '(2^32 + 1, 8)', () => createRecvBatch(2 ** 32 + 1, 8), RANGE],
     ['onMessages', '(fn, { maxDatagrams: 0 })', (c) => c.tx.onMessages(() => {}, { maxDatagrams: 0 }), RANGE],
     ['onMessages', "(fn, { maxDatagrams: '5' })", (c) => c.tx.onMessages(() => {}, { maxDatagrams: '5' as any }), TYPE],
     ['onMessages', '(fn, { maxDatagrams: 1025 })', (c) => c.tx.onMessages(() => {}, { maxDatagrams: 1025 }), RANGE],
     ['onMessages', '(fn, { maxSize: 70000 })', (c) => c.tx.onMessages(() => {}, { maxSize: 70000 }), RANGE],
     ['onMessages', '(fn, { maxSize: 1.5 })', (c) => c.tx.onMessages(() => {}, { maxSize: 1.5 }), RANGE],
-    ['onMessages', '(5)', (c) => c.tx.onMessages(5 as any), TYPE, "plain Error, code 'InvalidArg', message 'Create reference failed'"],
-    ['onMessages', '(null)', (c) => c.tx.onMessages(null as any), TYPE, "plain Error, code 'InvalidArg'"],
-    ['onMessages', '()', (c) => (c.tx as any).onMessages(), TYPE, "plain Error, code 'InvalidArg'"],
-    ['onMessages', "(fn, 'options')", (c) => c.tx.onMessages(() => {}, 'options' as any), TYPE, 'a string options argument is accepted and ignored'],
-    ['onBatch', '(null, fn)', (c) => c.tx.onBatch(null as any, () => {}), TYPE, "plain Error, code 'InvalidArg', 'Failed to create reference'"],
-    ['onBatch', '(5, fn)', (c) => c.tx.onBatch(5 as any, () => {}), TYPE, "plain Error, code 'InvalidArg'"],
-    ['onBatch', '(batch, null)', (c) => c.tx.onBatch(createRecvBatch(1, 8), null as any), TYPE, "plain Error, code 'InvalidArg'"],
-    ['onBatch', "(batch, 'fn')", (c) => c.tx.onBatch(createRecvBatch(1, 8), 'fn' as any), TYPE, "plain Error, code 'InvalidArg'"],
-    ['onBatch', '({}, fn), not a RecvBatch,', (c) => c.tx.onBatch({} as any, () => {}), TYPE, 'accepted; every later wake-up then throws "batch.slotSize is missing" as an uncaught Error (code GenericFailure) in a busy loop'],
+    ['onMessages', '(5)', (c) => c.tx.onMessages(5 as any), TYPE],
+    ['onMessages', '(null)', (c) => c.tx.onMessages(null as any), TYPE],
+    ['onMessages', '()', (c) => (c.tx as any).onMessages(), TYPE],
+    ['onMessages', "(fn, 'options')", (c) => c.tx.onMessages(() => {}, 'options' as any), TYPE],
+    ['onBatch', '(null, fn)', (c) => c.tx.onBatch(null as any, () => {}), TYPE],
+    ['onBatch', '(5, fn)', (c) => c.tx.onBatch(5 as any, () => {}), TYPE],
+    ['onBatch', '(batch, null)', (c) => c.tx.onBatch(createRecvBatch(1, 8), null as any), TYPE],
+    ['onBatch', "(batch, 'fn')", (c) => c.tx.onBatch(createRecvBatch(1, 8), 'fn' as any), TYPE],
+    ['onBatch', '({}, fn), not a RecvBatch,', (c) => c.tx.onBatch({} as any, () => {}), TYPE],
     ['setTtl', '0', (c) => c.tx.setTtl(0), RANGE],
     ['setTtl', '256', (c) => c.tx.setTtl(256), RANGE],
     ['setTtl', '-1', (c) => c.tx.setTtl(-1), RANGE],
     ['setTtl', 'NaN', (c) => c.tx.setTtl(NaN), RANGE],
-    ['setTtl', '1.5', (c) => c.tx.setTtl(1.5), RANGE, 'accepted: truncated to 1'],
-    ['setTtl', '2^32 + 64', (c) => c.tx.setTtl(2 ** 32 + 64), RANGE, 'accepted: wraps to TTL 64'],
-    ['setTtl', "'64'", (c) => c.tx.setTtl('64' as any), TYPE, "plain Error, code 'NumberExpected'"],
-    ['setTtl', '()', (c) => (c.tx as any).setTtl(), TYPE, "plain Error, code 'NumberExpected'"],
+    ['setTtl', '1.5', (c) => c.tx.setTtl(1.5), RANGE],
+    ['setTtl', '2^32 + 64', (c) => c.tx.setTtl(2 ** 32 + 64), RANGE],
+    ['setTtl', "'64'", (c) => c.tx.setTtl('64' as any), TYPE],
+    ['setTtl', '()', (c) => (c.tx as any).setTtl(), TYPE],
     ['setMulticastTtl', '256', (c) => c.tx.setMulticastTtl(256), RANGE],
     ['setMulticastTtl', '-1', (c) => c.tx.setMulticastTtl(-1), RANGE],
-    ['setMulticastTtl', '1.5', (c) => c.tx.setMulticastTtl(1.5), RANGE, 'accepted: truncated'],
-    ['setMulticastTtl', '2^32', (c) => c.tx.setMulticastTtl(2 ** 32), RANGE, 'accepted: wraps to 0'],
-    ['setMulticastTtl', "'1'", (c) => c.tx.setMulticastTtl('1' as any), TYPE, "plain Error, code 'NumberExpected'"],
-    ['setBroadcast', "'yes'", (c) => c.tx.setBroadcast('yes' as any), TYPE, "plain Error, code 'BooleanExpected'"],
-    ['setBroadcast', '()', (c) => (c.tx as any).setBroadcast(), TYPE, "plain Error, code 'BooleanExpected'"],
-    ['setMulticastLoopback', '1', (c) => c.tx.setMulticastLoopback(1 as any), TYPE, "plain Error, code 'BooleanExpected'"],
+    ['setMulticastTtl', '1.5', (c) => c.tx.setMulticastTtl(1.5), RANGE],
+    ['setMulticastTtl', '2^32', (c) => c.tx.setMulticastTtl(2 ** 32), RANGE],
+    ['setMulticastTtl', "'1'", (c) => c.tx.setMulticastTtl('1' as any), TYPE],
+    ['setBroadcast', "'yes'", (c) => c.tx.setBroadcast('yes' as any), TYPE],
+    ['setBroadcast', '()', (c) => (c.tx as any).setBroadcast(), TYPE],
+    ['setMulticastLoopback', '1', (c) => c.tx.setMulticastLoopback(1 as any), TYPE],
     ['setMulticastInterface', "'bogus'", (c) => c.tx.setMulticastInterface('bogus'), TYPE],
     ['setMulticastInterface', "udp4 '::1'", (c) => c.tx.setMulticastInterface('::1'), TYPE],
     ['setMulticastInterface', 'a non-local address: EADDRNOTAVAIL', (c) => c.tx.setMulticastInterface('192.0.2.1'), sys('EADDRNOTAVAIL', 'setsockopt')],
     ['setMulticastInterface', "udp6 '%nosuchif0'", (c) => c.tx6.setMulticastInterface('%nosuchif0'), TYPE],
     ['setMulticastInterface', 'udp6 index 12345: ENODEV', (c) => c.tx6.setMulticastInterface('12345'), sys('ENODEV', 'setsockopt')],
-    ['setMulticastInterface', '5', (c) => c.tx.setMulticastInterface(5 as any), TYPE, "plain Error, code 'StringExpected'"],
+    ['setMulticastInterface', '5', (c) => c.tx.setMulticastInterface(5 as any), TYPE],
     ['addMembership', "'bogus'", (c) => c.tx.addMembership('bogus'), TYPE],
     ['addMembership', "udp4 'ff02::1'", (c) => c.tx.addMembership('ff02::1'), TYPE],
     ['addMembership', "('239.1.1.1', 'bogus')", (c) => c.tx.addMembership('239.1.1.1', 'bogus'), TYPE],
     ['addMembership', 'a unicast group: EINVAL', (c) => c.tx.addMembership('127.0.0.1'), sys('EINVAL', 'setsockopt')],
-    ['addMembership', '5', (c) => c.tx.addMembership(5 as any), TYPE, "plain Error, code 'StringExpected'"],
-    ['addMembership', "('239.1.1.1', 5)", (c) => c.tx.addMembership('239.1.1.1', 5 as any), TYPE, "plain Error, code 'StringExpected'"],
+    ['addMembership', '5', (c) => c.tx.addMembership(5 as any), TYPE],
+    ['addMembership', "('239.1.1.1', 5)", (c) => c.tx.addMembership('239.1.1.1', 5 as any), TYPE],
     ['dropMembership', 'a group never joined: EADDRNOTAVAIL', (c) => c.tx.dropMembership('239.1.1.1'), sys('EADDRNOTAVAIL', 'setsockopt')],
-    ['dropMembership', '5', (c) => c.tx.dropMembership(5 as any), TYPE, "plain Error, code 'StringExpected'"],
-    ['setSendBufferSize', '-1', (c) => c.tx.setSendBufferSize(-1), RANGE, 'accepted silently'],
-    ['setSendBufferSize', '1.5', (c) => c.tx.setSendBufferSize(1.5), RANGE, 'accepted silently'],
-    ['setSendBufferSize', '2^32', (c) => c.tx.setSendBufferSize(2 ** 32), RANGE, 'accepted silently (wraps)'],
-    ['setSendBufferSize', "'1'", (c) => c.tx.setSendBufferSize('1' as any), TYPE, "plain Error, code 'NumberExpected'"],
-    ['setRecvBufferSize', '-1', (c) => c.tx.setRecvBufferSize(-1), RANGE, 'accepted silently'],
-    ['setRecvBufferSize', 'NaN', (c) => c.tx.setRecvBufferSize(NaN), RANGE, 'accepted silently'],
-    ['setRecvBufferSize', "'x'", (c) => c.tx.setRecvBufferSize('x' as any), TYPE, "plain Error, code 'NumberExpected'"],
+    ['dropMembership', '5', (c) => c.tx.dropMembership(5 as any), TYPE],
+    ['setSendBufferSize', '-1', (c) => c.tx.setSendBufferSize(-1), RANGE],
+    ['setSendBufferSize', '1.5', (c) => c.tx.setSendBufferSize(1.5), RANGE],
+    ['setSendBufferSize', '2^32', (c) => c.tx.setSendBufferSize(2 ** 32), RANGE],
+    ['setSendBufferSize', "'1'", (c) => c.tx.setSendBufferSize('1' as any), TYPE],
+    ['setRecvBufferSize', '-1', (c) => c.tx.setRecvBufferSize(-1), RANGE],
+    ['setRecvBufferSize', 'NaN', (c) => c.tx.setRecvBufferSize(NaN), RANGE],
+    ['setRecvBufferSize', "'x'", (c) => c.tx.setRecvBufferSize('x' as any), TYPE],
     ['remoteAddress', 'not connected: ENOTCONN', (c) => c.tx.remoteAddress(), sys('ENOTCONN', 'getpeername')],
     ['this', 'trySend on a plain object', (c) => UdpSocket.prototype.trySend.call({} as any, [B()], c.port), { kind: 'v8type' }],
     ['this', 'send on a Date', (c) => UdpSocket.prototype.send.call(new Date() as any, [B()], c.port), { kind: 'v8type' }],
@@ -937,7 +935,7 @@ test.serial('re-entrant close() from a getter during trySend: the Rust panic is 
   tx.close()
 })
 
-knownBug('re-entrant close() from a getter gets a meaningful coded error [KNOWN BUG: Rust panic "RefCell already borrowed" surfaces as Error code GenericFailure]', (t) => {
+test.serial('re-entrant close() from a getter gets a meaningful coded error (ERR_SOCKET_BUSY), not a panic', (t) => {
   count('trySend')
   const tx = new UdpSocket('udp4')
   try {
@@ -950,7 +948,7 @@ knownBug('re-entrant close() from a getter gets a meaningful coded error [KNOWN 
   }
 })
 
-knownBug('tryRecvBatch with a detached RecvBatch.data throws instead of silently returning 0 [KNOWN BUG]', async (t) => {
+test.serial('tryRecvBatch with a detached RecvBatch.data throws instead of silently returning 0', async (t) => {
   count('tryRecvBatch')
   const s = new UdpSocket('udp4')
   const { port } = s.bind(0, '127.0.0.1')
@@ -983,7 +981,7 @@ for (const [name, spoil] of [
   ['a detached data slab', (b: RecvBatch) => void structuredClone(b.data.buffer, { transfer: [b.data.buffer] })],
   ['slotSize tampered to 0', (b: RecvBatch) => void (b.slotSize = 0)],
 ] as const) {
-  knownBug(`onBatch with ${name} is refused, not a silent 100% CPU spin [KNOWN BUG: livelock]`, async (t) => {
+  test.serial(`onBatch with ${name} is refused, not a silent 100% CPU spin`, async (t) => {
     count('onBatch')
     const s = new UdpSocket('udp4')
     const { port } = s.bind(0, '127.0.0.1')
@@ -1085,35 +1083,15 @@ test.serial('count of bad inputs tried', (t) => {
 // ---------------------------------------------------------------------------------------------
 // KNOWN BUGS (the `knownBug` / `failing:` cases above; SHOW_KNOWN_BUGS=1 shows each failure)
 //
-// 1. onBatch does not validate the RecvBatch: `{}` is accepted and every wake-up then throws an
-//    uncaught Error (code GenericFailure) in a busy loop; a detached `data` or `slotSize: 0`
-//    makes fill_batch return 0 while datagrams stay queued, so the level-triggered reactor
-//    spins at 100% CPU and nothing is delivered. tryRecvBatch with a detached `data` silently
-//    returns 0. Fix: validate the batch (fields, types, slotSize ≥ 1, data.length ≥
-//    maxDatagrams × slotSize, not detached) in onBatch and tryRecvBatch, throwing TypeError /
-//    RangeError; in deliver_received stop receiving (and report) instead of returning Ok(0).
-// 2. Arguments typed as u32/bool/String/Function/Object in the #[napi] signatures bypass the
-//    package's own checks: wrong types give plain Errors with napi codes ('NumberExpected',
-//    'BooleanExpected', 'StringExpected', 'InvalidArg'), and numbers are silently truncated or
-//    wrapped (setTtl(2**32 + 64) sets TTL 64, setTtl(1.5) sets 1, createRecvBatch(2**32 + 1, 8)
-//    makes a 1-slot batch, setSendBufferSize(-1), { recvBufferSize: NaN } accepted). Affects
-//    createRecvBatch, setTtl, setMulticastTtl, setBroadcast, setMulticastLoopback,
-//    setMulticastInterface, add/dropMembership, set{Send,Recv}BufferSize, the constructor's
-//    buffer sizes, onMessages/onBatch callbacks and options, tryRecvBatch(null). Fix: take
-//    `Unknown` and reuse convert::optional_uint / optional_string / a bool and function check,
-//    as the send paths already do.
-// 3. A fixed-length view left out of bounds by shrinking its resizable ArrayBuffer reads as
+// 1. A fixed-length view left out of bounds by shrinking its resizable ArrayBuffer reads as
 //    length 0 and an empty datagram is sent in its place (the detached check only looks at
 //    `buffer.detached`). Fix: when a view reads as empty, also refuse it if its ArrayBuffer is
-//    resizable and the view is not length-tracking (V8 reports such a view as out of bounds;
-//    from napi, compare the view's declared length with its buffer's current byteLength).
-// 4. UdpSocket called without `new` wraps globalThis and returns it. Fix: check
+//    resizable and the view is not length-tracking.
+// 2. UdpSocket called without `new` wraps globalThis and returns it. Fix: check
 //    napi_get_new_target in the constructor and throw TypeError.
-// 5. Re-entrancy: a getter that calls close()/bind() while trySend/send walks its batch hits
-//    `RefCell already borrowed`; the panic is caught (good) but surfaces as Error code
-//    'GenericFailure'. Fix: use try_borrow_mut and throw a coded error (e.g.
-//    ERR_SOCKET_BUSY), or read the JS values before borrowing the socket state.
-// 6. Minor: sendmmsg/trySendmmsg with a descriptor that is not open or not a datagram socket
-//    throw without the `index: 0`/`sent: 0` the docs promise; a bytesSent shorter than the
-//    batch is filled partly without an error; the fd getter on a foreign `this` throws a plain
-//    Error (code InvalidArg) where methods throw TypeError.
+// 3. Minor: the fd getter on a foreign `this` throws a plain Error (code InvalidArg) where
+//    methods throw TypeError.
+//
+// Fixed since first written (now plain tests): batch validation in onBatch/tryRecvBatch (no
+// more busy loop), typed arguments checked by the package (TypeError/RangeError with codes),
+// re-entrant calls (ERR_SOCKET_BUSY), index 0 on descriptor errors, short bytesSent refused.

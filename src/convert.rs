@@ -107,6 +107,67 @@ pub fn optional_uint(
     }
 }
 
+/// Reads an optional boolean.
+pub fn optional_bool(
+    env: &Env,
+    value: Option<Unknown>,
+    what: impl Display,
+) -> Result<Option<bool>> {
+    match value {
+        None => Ok(None),
+        Some(v) => match v.get_type()? {
+            ValueType::Undefined | ValueType::Null => Ok(None),
+            ValueType::Boolean => Ok(Some(bool::from_unknown(v)?)),
+            other => Err(type_error(
+                env,
+                format!("{what} must be a boolean; got {}", type_name(other)),
+            )),
+        },
+    }
+}
+
+/// A required boolean argument.
+pub fn required_bool(env: &Env, value: Unknown, what: &str) -> Result<bool> {
+    optional_bool(env, Some(value), what)?
+        .ok_or_else(|| type_error(env, format!("{what} must be a boolean")))
+}
+
+/// A required string argument.
+pub fn required_string(env: &Env, value: Unknown, what: &str) -> Result<String> {
+    optional_string(env, Some(value), what)?
+        .ok_or_else(|| type_error(env, format!("{what} must be a string")))
+}
+
+/// A required integer argument in `min..=max`.
+pub fn required_uint(env: &Env, value: Unknown, what: &str, min: u32, max: u32) -> Result<u32> {
+    let n = optional_uint(env, Some(value), what, f64::from(max))?
+        .ok_or_else(|| type_error(env, format!("{what} must be a number")))?;
+    if n < min {
+        return Err(range_error(
+            env,
+            format!("{what} must be an integer from {min} to {max}; got {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// A callback argument: a function taking one object (a batch or an array of datagrams).
+pub fn callback_arg<'env>(
+    env: &Env,
+    value: Unknown<'env>,
+) -> Result<napi::bindgen_prelude::Function<'env, Object<'static>, Unknown<'static>>> {
+    if value.get_type()? != ValueType::Function {
+        return Err(type_error(
+            env,
+            format!(
+                "callback must be a function; got {}",
+                type_name(value.get_type()?)
+            ),
+        ));
+    }
+    napi::bindgen_prelude::Function::from_unknown(value)
+}
+
 use mmsg_core::KNOWN_SEND_FLAGS;
 
 /// Validates send flags: unknown bits are a `RangeError` rather than a surprise from the kernel.

@@ -67,12 +67,29 @@ fn send_on_fd(
     };
     // The family decides how addresses are written (IPv4-mapped on udp6); asking the kernel
     // also rejects descriptors that are not datagram sockets before anything is parsed.
-    let family = mmsg_core::datagram_socket_family(fd)
-        .map_err(|e| system_error(env, &e, "sendmmsg", BatchPosition::default()))?;
+    let family = mmsg_core::datagram_socket_family(fd).map_err(|e| {
+        let at = BatchPosition {
+            index: Some(0),
+            sent: Some(0),
+        };
+        system_error(env, &e, "sendmmsg", at)
+    })?;
     let input = BatchInput::Messages {
         list: napi::bindgen_prelude::Array::from_unknown(messages)?,
         default_destination: None,
     };
+    if let Some(out) = &bytes_out {
+        if out.len() < input.len() {
+            return Err(range_error(
+                env,
+                format!(
+                    "bytesSent has room for {} messages but the batch has {}",
+                    out.len(),
+                    input.len()
+                ),
+            ));
+        }
+    }
     let mut resolver = AddressResolver::new(family);
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();

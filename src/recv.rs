@@ -16,7 +16,7 @@ use napi::bindgen_prelude::{
 use napi::{Env, JsValue, Result, ValueType};
 use napi_derive::napi;
 
-use crate::convert::{optional_uint, type_name, uint8_view};
+use crate::convert::{optional_uint, required_uint, type_name, uint8_view};
 use crate::errors::{range_error, system_error, type_error, BatchPosition};
 use crate::functions::fd_arg;
 
@@ -96,18 +96,11 @@ pub struct RecvBatch {
 #[napi(catch_unwind, ts_return_type = "RecvBatch")]
 pub fn create_recv_batch<'env>(
     env: &'env Env,
-    max_datagrams: u32,
-    slot_size: u32,
+    #[napi(ts_arg_type = "number")] max_datagrams: Unknown,
+    #[napi(ts_arg_type = "number")] slot_size: Unknown,
 ) -> Result<Object<'env>> {
-    if max_datagrams == 0 || max_datagrams > 1 << 20 {
-        return Err(range_error(env, "maxDatagrams must be 1 to 1048576"));
-    }
-    if slot_size == 0 || slot_size > MAX_SLOT {
-        return Err(range_error(
-            env,
-            format!("slotSize must be 1 to {MAX_SLOT}"),
-        ));
-    }
+    let max_datagrams = required_uint(env, max_datagrams, "maxDatagrams", 1, 1 << 20)?;
+    let slot_size = required_uint(env, slot_size, "slotSize", 1, MAX_SLOT)?;
     let n = max_datagrams as usize;
     let bytes = n
         .checked_mul(slot_size as usize)
@@ -140,6 +133,102 @@ pub struct RecvMemory {
     pub metas: Vec<RecvMeta>,
 }
 
+/// A `RecvBatch` argument: an object (checked in full by [`check_batch`] / [`fill_batch`]).
+pub fn batch_arg<'env>(env: &Env, value: Unknown<'env>) -> Result<Object<'env>> {
+    if value.get_type()? != ValueType::Object || value.is_array()? {
+        return Err(type_error(
+            env,
+            "batch must be a RecvBatch made by createRecvBatch()",
+        ));
+    }
+    Object::from_unknown(value)
+}
+
+/// Checks that `batch` has every field with the right type and room for at least one datagram,
+/// so an event-driven receive cannot start with a batch it could never fill.
+pub fn check_batch(env: &Env, batch: &Object) -> Result<()> {
+    BatchFields::read(env, batch).map(|_| ())
+}
+
+/// The fields of a `RecvBatch`, read and checked.
+struct BatchFields<'a> {
+    slot_size: usize,
+    entries: usize,
+    data: &'a mut [u8],
+    lengths: &'a mut [u32],
+    offsets: &'a mut [u32],
+    ports: &'a mut [u16],
+    addresses: &'a mut [u8],
+    truncated: &'a mut [u8],
+}
+
+impl<'a> BatchFields<'a> {
+    fn read(env: &Env, batch: &Object<'a>) -> Result<Self> {
+        let field = |name: &str| -> Result<Unknown<'a>> {
+            match batch.get::<Unknown>(name)? {
+                Some(v) if !matches!(v.get_type()?, ValueType::Undefined | ValueType::Null) => {
+                    Ok(v)
+                }
+                _ => Err(type_error(
+                    env,
+                    format!("batch.{name} is missing: make batches with createRecvBatch()"),
+                )),
+            }
+        };
+        let wrong =
+            |name: &str, kind: &str| type_error(env, format!("batch.{name} must be a {kind}"));
+        let slot_size = optional_uint(
+            env,
+            Some(field("slotSize")?),
+            "batch.slotSize",
+            f64::from(MAX_SLOT),
+        )?
+        .unwrap_or(0) as usize;
+        let max = optional_uint(
+            env,
+            Some(field("maxDatagrams")?),
+            "batch.maxDatagrams",
+            f64::from(u32::MAX),
+        )?
+        .unwrap_or(0) as usize;
+        let data_value = field("data")?;
+        let data = <&mut [u8]>::from_unknown(data_value).map_err(|_| wrong("data", "Buffer"))?;
+        let lengths = <&mut [u32]>::from_unknown(field("lengths")?)
+            .map_err(|_| wrong("lengths", "Uint32Array"))?;
+        let offsets = <&mut [u32]>::from_unknown(field("offsets")?)
+            .map_err(|_| wrong("offsets", "Uint32Array"))?;
+        let ports = <&mut [u16]>::from_unknown(field("ports")?)
+            .map_err(|_| wrong("ports", "Uint16Array"))?;
+        let addresses = <&mut [u8]>::from_unknown(field("addresses")?)
+            .map_err(|_| wrong("addresses", "Uint8Array"))?;
+        let truncated = <&mut [u8]>::from_unknown(field("truncated")?)
+            .map_err(|_| wrong("truncated", "Uint8Array"))?;
+        let entries = max
+            .min(lengths.len())
+            .min(offsets.len())
+            .min(ports.len())
+            .min(addresses.len() / 16)
+            .min(truncated.len());
+        if slot_size == 0 || entries == 0 || data.len() < slot_size {
+            // A detached `data` reads as empty: refuse rather than "receive" nothing forever.
+            return Err(type_error(
+                env,
+                "batch has no room for a datagram (slotSize 0, arrays too short, or data detached)",
+            ));
+        }
+        Ok(BatchFields {
+            slot_size,
+            entries,
+            data,
+            lengths,
+            offsets,
+            ports,
+            addresses,
+            truncated,
+        })
+    }
+}
+
 /// Who is receiving: a direct call (errors are thrown) or event delivery (errors caused by
 /// earlier sends are skipped, so a dead peer cannot crash a receiving process).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -164,34 +253,16 @@ pub fn fill_batch(
     mode: ReceiveMode,
 ) -> Result<BatchFill> {
     let RecvMemory { scratch, metas, .. } = memory;
-    let field = |name: &str| -> Result<Unknown> {
-        batch.get::<Unknown>(name)?.ok_or_else(|| {
-            type_error(
-                env,
-                format!("batch.{name} is missing: make batches with createRecvBatch()"),
-            )
-        })
-    };
-    let slot_size = u32::from_unknown(field("slotSize")?)? as usize;
-    let max = u32::from_unknown(field("maxDatagrams")?)? as usize;
-    let data = <&mut [u8]>::from_unknown(field("data")?)
-        .map_err(|_| type_error(env, "batch.data must be a Buffer"))?;
-    let lengths = <&mut [u32]>::from_unknown(field("lengths")?)
-        .map_err(|_| type_error(env, "batch.lengths must be a Uint32Array"))?;
-    let offsets = <&mut [u32]>::from_unknown(field("offsets")?)
-        .map_err(|_| type_error(env, "batch.offsets must be a Uint32Array"))?;
-    let ports = <&mut [u16]>::from_unknown(field("ports")?)
-        .map_err(|_| type_error(env, "batch.ports must be a Uint16Array"))?;
-    let addresses = <&mut [u8]>::from_unknown(field("addresses")?)
-        .map_err(|_| type_error(env, "batch.addresses must be a Uint8Array"))?;
-    let truncated = <&mut [u8]>::from_unknown(field("truncated")?)
-        .map_err(|_| type_error(env, "batch.truncated must be a Uint8Array"))?;
-    let entries = max
-        .min(lengths.len())
-        .min(offsets.len())
-        .min(ports.len())
-        .min(addresses.len() / 16)
-        .min(truncated.len());
+    let BatchFields {
+        slot_size,
+        entries,
+        data,
+        lengths,
+        offsets,
+        ports,
+        addresses,
+        truncated,
+    } = BatchFields::read(env, batch)?;
     // With GRO a slot may hold up to 64 coalesced datagrams of up to 64 KiB in all: use 64 KiB
     // slots, and few enough that every split datagram has an entry.
     let (slot_size, slots) = if gro && data.len() >= MAX_SLOT as usize {
@@ -384,7 +455,7 @@ pub fn recvmmsg(
             .get::<Unknown>(i)?
             .ok_or_else(|| type_error(&env, format!("buffers[{i}] is missing")))?;
         // Validate (type, detached) through the shared path, then take it writable.
-        let _ = uint8_view(&env, item, &format!("buffers[{i}]"))?;
+        let _ = uint8_view(&env, item, format_args!("buffers[{i}]"))?;
         slices.push(<&mut [u8]>::from_unknown(item)?);
     }
     let mut scratch = RecvScratch::new();

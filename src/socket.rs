@@ -9,23 +9,24 @@ use std::sync::{Arc, Mutex};
 
 use mmsg_core::reactor::{Reactor, Readiness, Registration};
 use mmsg_core::{Family, GsoSupport, SendScratch, SendStop, SocketOptions};
-use napi::bindgen_prelude::{
-    FromNapiValue, Function, FunctionRef, Object, ObjectRef, PromiseRaw, Unknown,
-};
+use napi::bindgen_prelude::{FromNapiValue, FunctionRef, Object, ObjectRef, PromiseRaw, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::JsValue;
 use napi::{Env, Result, Status, ValueType};
 use napi_derive::napi;
 
 use crate::convert::{
-    optional_port, optional_string, packed_input, send_flags, type_name, AddressResolver,
+    callback_arg, optional_bool, optional_port, optional_string, optional_uint, packed_input,
+    required_bool, required_string, required_uint, send_flags, type_name, AddressResolver,
     BatchInput, BatchSink,
 };
 use crate::errors::{
     busy_error, closed_error, range_error, system_error, type_error, BatchPosition,
 };
 use crate::pending::{PendingSend, PendingSink, Progress, Resolver};
-use crate::recv::{fill_batch, receive_convenient, ReceiveMode, RecvMemory, MAX_SLOT};
+use crate::recv::{
+    batch_arg, check_batch, fill_batch, receive_convenient, ReceiveMode, RecvMemory, MAX_SLOT,
+};
 
 /// The JS function a receiving socket hands batches to.
 type ReceiveCallback = FunctionRef<Object<'static>, Unknown<'static>>;
@@ -44,6 +45,7 @@ struct Receiver {
 
 /// Options for `new UdpSocket(...)`, like `dgram.createSocket`'s.
 #[napi(object)]
+#[allow(dead_code)] // describes the TypeScript shape; read field by field in `parse_options`
 pub struct UdpSocketOptions {
     /// `'udp4'` or `'udp6'`.
     #[napi(ts_type = "'udp4' | 'udp6'")]
@@ -178,18 +180,24 @@ pub struct UdpSocket {
 }
 
 fn parse_options(env: &Env, options: Unknown) -> Result<(Family, SocketOptions)> {
-    let (kind, extra) = match options.get_type()? {
-        ValueType::String => (String::from_unknown(options)?, None),
-        ValueType::Object => {
+    let mut core = SocketOptions::default();
+    let kind = match options.get_type()? {
+        ValueType::String => String::from_unknown(options)?,
+        ValueType::Object if !options.is_array()? => {
             let object = Object::from_unknown(options)?;
-            let kind = optional_string(env, object.get::<Unknown>("type")?, "options.type")?
-                .ok_or_else(|| type_error(env, "options.type must be 'udp4' or 'udp6'"))?;
-            (
-                kind,
-                Some(UdpSocketOptions::from_unknown(options).map_err(|e| {
-                    type_error(env, format!("invalid socket options: {}", e.reason))
-                })?),
-            )
+            let field = |name: &str| object.get::<Unknown>(name);
+            core.reuse_addr =
+                optional_bool(env, field("reuseAddr")?, "options.reuseAddr")?.unwrap_or(false);
+            core.reuse_port =
+                optional_bool(env, field("reusePort")?, "options.reusePort")?.unwrap_or(false);
+            core.ipv6_only = optional_bool(env, field("ipv6Only")?, "options.ipv6Only")?;
+            let max = f64::from(i32::MAX);
+            core.send_buffer_size =
+                optional_uint(env, field("sendBufferSize")?, "options.sendBufferSize", max)?;
+            core.recv_buffer_size =
+                optional_uint(env, field("recvBufferSize")?, "options.recvBufferSize", max)?;
+            optional_string(env, field("type")?, "options.type")?
+                .ok_or_else(|| type_error(env, "options.type must be 'udp4' or 'udp6'"))?
         }
         other => {
             return Err(type_error(
@@ -211,14 +219,6 @@ fn parse_options(env: &Env, options: Unknown) -> Result<(Family, SocketOptions)>
             ))
         }
     };
-    let mut core = SocketOptions::default();
-    if let Some(o) = extra {
-        core.reuse_addr = o.reuse_addr.unwrap_or(false);
-        core.reuse_port = o.reuse_port.unwrap_or(false);
-        core.ipv6_only = o.ipv6_only;
-        core.send_buffer_size = o.send_buffer_size;
-        core.recv_buffer_size = o.recv_buffer_size;
-    }
     Ok((family, core))
 }
 
@@ -493,6 +493,23 @@ const MAX_BATCHES_PER_WAKE: usize = 16;
 /// state is not borrowed while the handler runs, so it may call `close()` or
 /// `stopReceiving()`; delivery stops at once when it does.
 fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
+    let mut handler_threw = false;
+    let result = deliver_batches(env, shared, &mut handler_threw);
+    if result.is_err() && !handler_threw {
+        // A receive that cannot go on (an unusable batch, a socket error) must not wake us
+        // again and again: stop delivery, then surface the error once, like an 'error' event.
+        if let Ok(mut state) = shared.try_borrow_mut() {
+            let receiver = state.receiver.take();
+            drop(state);
+            release_receiver(env, receiver);
+        }
+    }
+    result
+}
+
+/// Hands queued batches to the handler. An exception from the handler ends this wake-up (and
+/// sets `handler_threw`) but not the delivery: like an event listener, the next batch comes.
+fn deliver_batches(env: &Env, shared: &SharedState, handler_threw: &mut bool) -> Result<()> {
     for _ in 0..MAX_BATCHES_PER_WAKE {
         let (callback, argument) = {
             let mut guard = shared.borrow_mut();
@@ -542,7 +559,10 @@ fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
             };
             (receiver.callback.borrow_back(env)?, argument)
         };
-        callback.call(argument)?;
+        if let Err(error) = callback.call(argument) {
+            *handler_threw = true;
+            return Err(error);
+        }
     }
     Ok(())
 }
@@ -816,7 +836,7 @@ impl UdpSocket {
         max_datagrams: Option<Unknown>,
         max_size: Option<Unknown>,
     ) -> Result<napi::bindgen_prelude::Array<'env>> {
-        let (max, slot) = receive_sizes(env, max_datagrams, max_size)?;
+        let (max, slot) = receive_sizes(env, max_datagrams, max_size, 64)?;
         let mut guard = self.state_mut(env)?;
         let state = &mut *guard;
         let fd = state.open_for_receive(env)?;
@@ -841,7 +861,8 @@ impl UdpSocket {
     /// Zero-allocation receive: fills `batch` (from `createRecvBatch`) with what is queued now,
     /// straight into its JS-allocated memory, and returns the count (also in `batch.count`).
     #[napi(catch_unwind, ts_args_type = "batch: RecvBatch")]
-    pub fn try_recv_batch(&self, env: Env, batch: Object) -> Result<u32> {
+    pub fn try_recv_batch(&self, env: Env, batch: Unknown) -> Result<u32> {
+        let batch = batch_arg(&env, batch)?;
         let mut guard = self.state_mut(&env)?;
         let state = &mut *guard;
         let fd = state.open_for_receive(&env)?;
@@ -861,17 +882,23 @@ impl UdpSocket {
         catch_unwind,
         ts_args_type = "callback: (datagrams: ReceivedDatagram[]) => void, options?: { maxDatagrams?: number, maxSize?: number }"
     )]
-    pub fn on_messages(
-        &self,
-        env: Env,
-        callback: Function<Object<'static>, Unknown<'static>>,
-        options: Option<Object>,
-    ) -> Result<()> {
+    pub fn on_messages(&self, env: Env, callback: Unknown, options: Option<Unknown>) -> Result<()> {
+        let callback = callback_arg(&env, callback)?;
+        let options = match options {
+            Some(o) if !matches!(o.get_type()?, ValueType::Undefined | ValueType::Null) => {
+                if o.get_type()? != ValueType::Object {
+                    return Err(type_error(&env, "options must be an object"));
+                }
+                Some(Object::from_unknown(o)?)
+            }
+            _ => None,
+        };
         let (max, slot) = match options {
             Some(o) => receive_sizes(
                 &env,
                 o.get::<Unknown>("maxDatagrams")?,
                 o.get::<Unknown>("maxSize")?,
+                mmsg_core::MAX_MESSAGES_PER_CALL,
             )?,
             None => (mmsg_core::MAX_MESSAGES_PER_CALL, MAX_SLOT as usize),
         };
@@ -889,12 +916,10 @@ impl UdpSocket {
         catch_unwind,
         ts_args_type = "batch: RecvBatch, callback: (batch: RecvBatch) => void"
     )]
-    pub fn on_batch(
-        &self,
-        env: Env,
-        batch: Object,
-        callback: Function<Object<'static>, Unknown<'static>>,
-    ) -> Result<()> {
+    pub fn on_batch(&self, env: Env, batch: Unknown, callback: Unknown) -> Result<()> {
+        let batch = batch_arg(&env, batch)?;
+        check_batch(&env, &batch)?;
+        let callback = callback_arg(&env, callback)?;
         let receiver = Receiver {
             callback: callback.create_ref()?,
             shape: ReceiverShape::Batch {
@@ -996,75 +1021,91 @@ impl UdpSocket {
     /// still see one entry per datagram. Receive slots must then be 65535 bytes to hold a
     /// coalesced group (the convenient shape's default; a `RecvBatch` uses 64 KiB slots cut from
     /// its slab while GRO is on).
-    #[napi(catch_unwind)]
-    pub fn set_gro(&self, env: Env, on: bool) -> Result<()> {
+    #[napi(catch_unwind, ts_args_type = "on: boolean")]
+    pub fn set_gro(&self, env: Env, on: Unknown) -> Result<()> {
+        let on = required_bool(&env, on, "on")?;
         self.with_socket(&env, |s| s.set_gro(on), "setsockopt")?;
         self.state_mut(&env)?.gro = on;
         Ok(())
     }
 
     /// `SO_BROADCAST`.
-    #[napi(catch_unwind)]
-    pub fn set_broadcast(&self, env: Env, on: bool) -> Result<()> {
+    #[napi(catch_unwind, ts_args_type = "on: boolean")]
+    pub fn set_broadcast(&self, env: Env, on: Unknown) -> Result<()> {
+        let on = required_bool(&env, on, "on")?;
         self.with_socket(&env, |s| s.set_broadcast(on), "setsockopt")
     }
 
     /// Unicast TTL / hop limit, 1–255.
-    #[napi(catch_unwind)]
-    pub fn set_ttl(&self, env: Env, ttl: u32) -> Result<()> {
-        let ttl = ttl_arg(&env, ttl)?;
+    #[napi(catch_unwind, ts_args_type = "ttl: number")]
+    pub fn set_ttl(&self, env: Env, ttl: Unknown) -> Result<()> {
+        let ttl = required_uint(&env, ttl, "ttl", 1, 255)? as u8;
         self.with_socket(&env, |s| s.set_ttl(ttl), "setsockopt")
     }
 
     /// Multicast TTL / hop limit, 0–255.
-    #[napi(catch_unwind)]
-    pub fn set_multicast_ttl(&self, env: Env, ttl: u32) -> Result<()> {
-        let ttl = u8::try_from(ttl).map_err(|_| range_error(&env, "ttl must be 0 to 255"))?;
+    #[napi(catch_unwind, ts_args_type = "ttl: number")]
+    pub fn set_multicast_ttl(&self, env: Env, ttl: Unknown) -> Result<()> {
+        let ttl = required_uint(&env, ttl, "ttl", 0, 255)? as u8;
         self.with_socket(&env, |s| s.set_multicast_ttl(ttl), "setsockopt")
     }
 
     /// Whether multicast datagrams loop back to local listeners.
-    #[napi(catch_unwind)]
-    pub fn set_multicast_loopback(&self, env: Env, on: bool) -> Result<()> {
+    #[napi(catch_unwind, ts_args_type = "on: boolean")]
+    pub fn set_multicast_loopback(&self, env: Env, on: Unknown) -> Result<()> {
+        let on = required_bool(&env, on, "on")?;
         self.with_socket(&env, |s| s.set_multicast_loopback(on), "setsockopt")
     }
 
     /// Outgoing multicast interface (an interface address for udp4; an index or `%name` for udp6).
-    #[napi(catch_unwind)]
-    pub fn set_multicast_interface(&self, env: Env, interface: String) -> Result<()> {
+    #[napi(catch_unwind, ts_args_type = "interface: string")]
+    pub fn set_multicast_interface(&self, env: Env, interface: Unknown) -> Result<()> {
+        let interface = required_string(&env, interface, "interface")?;
         self.membership_op(&env, |s| s.set_multicast_interface(&interface))
     }
 
     /// Joins a multicast group (`IP_ADD_MEMBERSHIP` / `IPV6_ADD_MEMBERSHIP`).
-    #[napi(catch_unwind)]
-    pub fn add_membership(&self, env: Env, group: String, interface: Option<String>) -> Result<()> {
+    #[napi(catch_unwind, ts_args_type = "group: string, interface?: string")]
+    pub fn add_membership(
+        &self,
+        env: Env,
+        group: Unknown,
+        interface: Option<Unknown>,
+    ) -> Result<()> {
+        let group = required_string(&env, group, "group")?;
+        let interface = optional_string(&env, interface, "interface")?;
         self.membership_op(&env, |s| {
             s.set_membership(&group, interface.as_deref(), true)
         })
     }
 
     /// Leaves a multicast group.
-    #[napi(catch_unwind)]
+    #[napi(catch_unwind, ts_args_type = "group: string, interface?: string")]
     pub fn drop_membership(
         &self,
         env: Env,
-        group: String,
-        interface: Option<String>,
+        group: Unknown,
+        interface: Option<Unknown>,
     ) -> Result<()> {
+        let group = required_string(&env, group, "group")?;
+        let interface = optional_string(&env, interface, "interface")?;
         self.membership_op(&env, |s| {
             s.set_membership(&group, interface.as_deref(), false)
         })
     }
 
-    /// `SO_SNDBUF` (the kernel doubles the value; read it back with `getSendBufferSize`).
-    #[napi(catch_unwind)]
-    pub fn set_send_buffer_size(&self, env: Env, bytes: u32) -> Result<()> {
+    /// `SO_SNDBUF` in bytes, 1 to 2^31 − 1 (the kernel doubles the value and caps it at
+    /// `net.core.wmem_max`; read it back with `getSendBufferSize`).
+    #[napi(catch_unwind, ts_args_type = "bytes: number")]
+    pub fn set_send_buffer_size(&self, env: Env, bytes: Unknown) -> Result<()> {
+        let bytes = required_uint(&env, bytes, "bytes", 1, i32::MAX as u32)?;
         self.with_socket(&env, |s| s.set_send_buffer_size(bytes), "setsockopt")
     }
 
-    /// `SO_RCVBUF`.
-    #[napi(catch_unwind)]
-    pub fn set_recv_buffer_size(&self, env: Env, bytes: u32) -> Result<()> {
+    /// `SO_RCVBUF` in bytes, 1 to 2^31 − 1 (capped by the kernel at `net.core.rmem_max`).
+    #[napi(catch_unwind, ts_args_type = "bytes: number")]
+    pub fn set_recv_buffer_size(&self, env: Env, bytes: Unknown) -> Result<()> {
+        let bytes = required_uint(&env, bytes, "bytes", 1, i32::MAX as u32)?;
         self.with_socket(&env, |s| s.set_recv_buffer_size(bytes), "setsockopt")
     }
 
@@ -1123,6 +1164,7 @@ fn receive_sizes(
     env: &Env,
     max_datagrams: Option<Unknown>,
     max_size: Option<Unknown>,
+    default_max: usize,
 ) -> Result<(usize, usize)> {
     let max = crate::convert::optional_uint(
         env,
@@ -1130,7 +1172,7 @@ fn receive_sizes(
         "maxDatagrams",
         mmsg_core::MAX_MESSAGES_PER_CALL as f64,
     )?
-    .unwrap_or(64) as usize;
+    .unwrap_or(default_max as u32) as usize;
     let slot = crate::convert::optional_uint(env, max_size, "maxSize", f64::from(MAX_SLOT))?
         .unwrap_or(MAX_SLOT) as usize;
     if max == 0 || slot == 0 {
@@ -1140,11 +1182,4 @@ fn receive_sizes(
         ));
     }
     Ok((max, slot))
-}
-
-fn ttl_arg(env: &Env, ttl: u32) -> Result<u8> {
-    match u8::try_from(ttl) {
-        Ok(t) if t >= 1 => Ok(t),
-        _ => Err(range_error(env, format!("ttl must be 1 to 255; got {ttl}"))),
-    }
 }
