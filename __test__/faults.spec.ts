@@ -13,8 +13,6 @@ import { errno, fdTargets, fdsSettle, fixture, lastJson, probe, run, sink, Sink,
 
 const canNetns = isRoot() && hasIp()
 const slow = canNetns ? test.serial : test.serial.skip
-/** Known package bugs: `SHOW_KNOWN_BUGS=1` runs them as ordinary tests to see the failures. */
-const knownBug = process.env.SHOW_KNOWN_BUGS ? test.serial : test.serial.failing
 
 let faults = 0
 const injected: Record<string, number> = {}
@@ -308,7 +306,7 @@ test.serial('an exception thrown by an onMessages handler does not crash the pro
   t.regex(bare.stderr, /boom from the handler/)
 })
 
-knownBug("a handler's exception reaches 'uncaughtException' as the same object [KNOWN BUG: it is re-wrapped as a new Error with code 'GenericFailure' and message 'TypeError: …': class, code and stack are lost]", async (t) => {
+test("a handler's exception reaches 'uncaughtException' as the same object", async (t) => {
   const handled = await run(process.execPath, [fixture('handler-throws.js')], { timeoutMs: 10000 })
   const out = lastJson(handled.stdout)
   t.like(out?.seen[0], { same: true, name: 'Boom', code: 'EBOOM' })

@@ -479,11 +479,15 @@ fn on_ready(env: &Env, shared: &SharedState, readiness: Readiness) -> Result<()>
     let delivered = if readiness.readable || readiness.error {
         deliver_received(env, shared)
     } else {
-        Ok(())
+        Ok(None)
     };
     update_interest(env, shared)?;
-    // An exception from the user's handler surfaces like one from an event listener.
-    delivered
+    match delivered? {
+        // Rethrow the handler's own exception (same value, class and stack): it becomes an
+        // uncaught exception, as one from an event listener does.
+        Some(handler_exception) => env.throw(handler_exception),
+        None => Ok(()),
+    }
 }
 
 /// Most batches handed to JS per wake-up before yielding to the event loop (fairness).
@@ -492,19 +496,24 @@ const MAX_BATCHES_PER_WAKE: usize = 16;
 /// Drains what is queued (up to `MAX_BATCHES_PER_WAKE` batches) into the receive handler. The
 /// state is not borrowed while the handler runs, so it may call `close()` or
 /// `stopReceiving()`; delivery stops at once when it does.
-fn deliver_received(env: &Env, shared: &SharedState) -> Result<()> {
+/// Returns `Ok(Some(exception))` when the handler threw (delivery goes on next time), and
+/// `Err` when receiving itself failed (delivery is stopped).
+fn deliver_received(env: &Env, shared: &SharedState) -> Result<Option<napi::Error>> {
     let mut handler_threw = false;
-    let result = deliver_batches(env, shared, &mut handler_threw);
-    if result.is_err() && !handler_threw {
-        // A receive that cannot go on (an unusable batch, a socket error) must not wake us
-        // again and again: stop delivery, then surface the error once, like an 'error' event.
-        if let Ok(mut state) = shared.try_borrow_mut() {
-            let receiver = state.receiver.take();
-            drop(state);
-            release_receiver(env, receiver);
+    match deliver_batches(env, shared, &mut handler_threw) {
+        Ok(()) => Ok(None),
+        Err(exception) if handler_threw => Ok(Some(exception)),
+        Err(error) => {
+            // A receive that cannot go on (an unusable batch, a socket error) must not wake us
+            // again and again: stop delivery, then surface the error once, like an 'error' event.
+            if let Ok(mut state) = shared.try_borrow_mut() {
+                let receiver = state.receiver.take();
+                drop(state);
+                release_receiver(env, receiver);
+            }
+            Err(error)
         }
     }
-    result
 }
 
 /// Hands queued batches to the handler. An exception from the handler ends this wake-up (and
