@@ -276,26 +276,12 @@ pub fn fill_batch(
     } else {
         (slot_size, entries.min(data.len() / slot_size.max(1)))
     };
-    let capacity = slots;
-    let count = match scratch.recv_slab(
-        fd,
-        Slab {
-            bytes: data,
-            slot_size,
-            max_datagrams: capacity,
-        },
-        mmsg_core::recv::MSG_DONTWAIT,
-        None,
-        metas,
-    ) {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-        // An ICMP error for an earlier *send* (connected sockets): not a receive failure. The
-        // event path skips it; `tryRecv`/`tryRecvBatch` report it.
-        Err(e) if mode == ReceiveMode::Event && mmsg_core::errno::is_peer_error(&e) => 0,
-        Err(e) => return Err(system_error(env, &e, "recvmmsg", BatchPosition::default())),
+    let slab = Slab {
+        bytes: data,
+        slot_size,
+        max_datagrams: slots,
     };
-    let _ = count;
+    receive_slab(env, fd, scratch, slab, metas, mode)?;
     let mut drops = None;
     let mut entry = 0;
     for (slot, meta) in metas.iter().enumerate() {
@@ -320,6 +306,25 @@ pub fn fill_batch(
         batch.set("drops", d)?;
     }
     Ok(BatchFill { count, drops })
+}
+
+/// One non-blocking `recvmmsg` into `slab`. "Nothing queued" is 0; so, on the event path, is an
+/// ICMP error meant for an earlier *send* (connected sockets), which is not a receive failure
+/// (`tryRecv`/`tryRecvBatch` report it).
+fn receive_slab(
+    env: &Env,
+    fd: i32,
+    scratch: &mut RecvScratch,
+    slab: Slab<'_>,
+    metas: &mut Vec<RecvMeta>,
+    mode: ReceiveMode,
+) -> Result<usize> {
+    match scratch.recv_slab(fd, slab, mmsg_core::recv::MSG_DONTWAIT, None, metas) {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) if mode == ReceiveMode::Event && mmsg_core::errno::is_peer_error(&e) => Ok(0),
+        Err(e) => Err(system_error(env, &e, "recvmmsg", BatchPosition::default())),
+    }
 }
 
 fn source_octets(source: Option<SocketAddr>) -> ([u8; 16], u16) {
@@ -351,28 +356,14 @@ pub fn receive_convenient<'env>(
     if slab.len() < max * slot {
         slab.resize(max * slot, 0);
     }
-    let count = match scratch.recv_slab(
-        fd,
-        Slab {
-            bytes: slab,
-            slot_size: slot,
-            max_datagrams: max,
-        },
-        mmsg_core::recv::MSG_DONTWAIT,
-        None,
-        metas,
-    ) {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-        // An ICMP error for an earlier *send* (connected sockets): not a receive failure. The
-        // event path skips it; `tryRecv`/`tryRecvBatch` report it.
-        Err(e) if mode == ReceiveMode::Event && mmsg_core::errno::is_peer_error(&e) => 0,
-        Err(e) => return Err(system_error(env, &e, "recvmmsg", BatchPosition::default())),
+    let slots = Slab {
+        bytes: slab,
+        slot_size: slot,
+        max_datagrams: max,
     };
-    if count == 0 {
+    if receive_slab(env, fd, scratch, slots, metas, mode)? == 0 {
         return Ok((None, None));
     }
-    let _ = count;
     let mut list = env.create_array(0)?;
     let mut drops = None;
     let mut index = 0;
