@@ -37,26 +37,7 @@ impl Display for Label {
 
 /// Reads an optional port argument: an integer 0–65535 (`undefined`/`null`/absent: `None`).
 pub fn optional_port(env: &Env, value: Option<Unknown>, what: impl Display) -> Result<Option<u16>> {
-    match value {
-        None => Ok(None),
-        Some(v) => match v.get_type()? {
-            ValueType::Undefined | ValueType::Null => Ok(None),
-            ValueType::Number => {
-                let n = f64::from_unknown(v)?;
-                if n.fract() != 0.0 || !(0.0..=65535.0).contains(&n) {
-                    return Err(range_error(
-                        env,
-                        format!("{what} must be an integer from 0 to 65535; got {n}"),
-                    ));
-                }
-                Ok(Some(n as u16))
-            }
-            other => Err(type_error(
-                env,
-                format!("{what} must be a number; got {}", type_name(other)),
-            )),
-        },
-    }
+    Ok(optional_uint(env, value, what, 65535.0)?.map(|port| port as u16))
 }
 
 /// Reads an optional string argument.

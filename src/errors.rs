@@ -91,6 +91,15 @@ pub struct BatchPosition {
     pub sent: Option<usize>,
 }
 
+/// The system error for a batch stopped at message `index`: messages `0..index` went out.
+pub fn send_error_at(env: &Env, error: &io::Error, index: usize) -> Error {
+    let at = BatchPosition {
+        index: Some(index),
+        sent: Some(index),
+    };
+    system_error(env, error, "sendmmsg", at)
+}
+
 /// A Node-style system error: `message` like `sendmmsg EMSGSIZE`, `code: 'EMSGSIZE'`,
 /// `errno: -90` (negative, as in Node), `syscall`, and `index`/`sent` when known.
 pub fn system_error(env: &Env, error: &io::Error, syscall: &str, at: BatchPosition) -> Error {

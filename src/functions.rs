@@ -9,7 +9,7 @@ use napi_derive::napi;
 use std::cell::RefCell;
 
 use crate::convert::{send_flags, type_name, AddressResolver, BatchInput, BatchSink};
-use crate::errors::{range_error, system_error, type_error, BatchPosition};
+use crate::errors::{range_error, send_error_at, type_error};
 
 thread_local! {
     /// Batch memory for the free functions, reused across calls (no steady-state allocation).
@@ -67,13 +67,7 @@ fn send_on_fd(
     };
     // The family decides how addresses are written (IPv4-mapped on udp6); asking the kernel
     // also rejects descriptors that are not datagram sockets before anything is parsed.
-    let family = mmsg_core::datagram_socket_family(fd).map_err(|e| {
-        let at = BatchPosition {
-            index: Some(0),
-            sent: Some(0),
-        };
-        system_error(env, &e, "sendmmsg", at)
-    })?;
+    let family = mmsg_core::datagram_socket_family(fd).map_err(|e| send_error_at(env, &e, 0))?;
     let input = BatchInput::Messages {
         list: napi::bindgen_prelude::Array::from_unknown(messages)?,
         default_destination: None,
@@ -132,23 +126,11 @@ pub fn sendmmsg(
 ) -> Result<u32> {
     let outcome = send_on_fd(&env, fd, messages, flags, bytes_sent)?;
     match outcome.stop {
-        SendStop::Failed(error) if outcome.sent == 0 => Err(system_error(
-            &env,
-            &error,
-            "sendmmsg",
-            BatchPosition {
-                index: Some(0),
-                sent: Some(0),
-            },
-        )),
-        SendStop::WouldBlock if outcome.sent == 0 => Err(system_error(
+        SendStop::Failed(error) if outcome.sent == 0 => Err(send_error_at(&env, &error, 0)),
+        SendStop::WouldBlock if outcome.sent == 0 => Err(send_error_at(
             &env,
             &std::io::Error::from(std::io::ErrorKind::WouldBlock),
-            "sendmmsg",
-            BatchPosition {
-                index: Some(0),
-                sent: Some(0),
-            },
+            0,
         )),
         _ => Ok(outcome.sent as u32),
     }
@@ -170,15 +152,7 @@ pub fn try_sendmmsg(
 ) -> Result<u32> {
     let outcome = send_on_fd(&env, fd, messages, flags, bytes_sent)?;
     match outcome.stop {
-        SendStop::Failed(error) => Err(system_error(
-            &env,
-            &error,
-            "sendmmsg",
-            BatchPosition {
-                index: Some(outcome.sent),
-                sent: Some(outcome.sent),
-            },
-        )),
+        SendStop::Failed(error) => Err(send_error_at(&env, &error, outcome.sent)),
         _ => Ok(outcome.sent as u32),
     }
 }

@@ -12,7 +12,7 @@ use napi::JsValue;
 use napi::{Env, Error, JsDeferred, Result};
 
 use crate::convert::MessageSink;
-use crate::errors::{system_error, type_error_at, BatchPosition};
+use crate::errors::{send_error_at, type_error_at};
 
 pub type Resolver = Box<dyn FnOnce(Env) -> Result<u32>>;
 
@@ -140,11 +140,7 @@ impl PendingSend {
                 }
                 SendStop::WouldBlock => return Progress::Blocked,
                 SendStop::Failed(error) => {
-                    let at = BatchPosition {
-                        index: Some(self.batch_index()),
-                        sent: Some(self.batch_index()),
-                    };
-                    let js_error = system_error(env, &error, "sendmmsg", at);
+                    let js_error = send_error_at(env, &error, self.batch_index());
                     self.reject(env, js_error);
                     return Progress::Settled;
                 }

@@ -21,7 +21,7 @@ use crate::convert::{
     BatchInput, BatchSink,
 };
 use crate::errors::{
-    busy_error, closed_error, range_error, system_error, type_error, BatchPosition,
+    busy_error, closed_error, range_error, send_error_at, system_error, type_error, BatchPosition,
 };
 use crate::pending::{PendingSend, PendingSink, Progress, Resolver};
 use crate::recv::{
@@ -325,15 +325,7 @@ impl UdpSocket {
         let report = batch.send(fd, flags, 0);
         match report.stop {
             SendStop::Complete | SendStop::WouldBlock => Ok(report.sent as u32),
-            SendStop::Failed(error) => Err(system_error(
-                env,
-                &error,
-                "sendmmsg",
-                BatchPosition {
-                    index: Some(report.sent),
-                    sent: Some(report.sent),
-                },
-            )),
+            SendStop::Failed(error) => Err(send_error_at(env, &error, report.sent)),
         }
     }
 
@@ -370,11 +362,7 @@ impl UdpSocket {
                     return Ok(PromiseRaw::resolve(env, report.sent as u32)?.to_unknown());
                 }
                 SendStop::Failed(error) => {
-                    let at = BatchPosition {
-                        index: Some(report.sent),
-                        sent: Some(report.sent),
-                    };
-                    let js_error = system_error(env, &error, "sendmmsg", at);
+                    let js_error = send_error_at(env, &error, report.sent);
                     return Ok(PromiseRaw::<u32>::reject(env, js_error)?.to_unknown());
                 }
                 SendStop::WouldBlock => sent_now = report.sent,
@@ -1002,15 +990,7 @@ impl UdpSocket {
         );
         match report.stop {
             SendStop::Complete | SendStop::WouldBlock => Ok(report.sent as u32),
-            SendStop::Failed(error) => Err(system_error(
-                &env,
-                &error,
-                "sendmmsg",
-                BatchPosition {
-                    index: Some(report.sent),
-                    sent: Some(report.sent),
-                },
-            )),
+            SendStop::Failed(error) => Err(send_error_at(&env, &error, report.sent)),
         }
     }
 
