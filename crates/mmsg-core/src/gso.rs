@@ -49,10 +49,13 @@ pub struct SegmentedReport {
 }
 
 /// Errors that mean "this route or device cannot do UDP GSO" rather than "this datagram is bad".
-fn is_gso_refusal(error: &io::Error) -> bool {
+/// As quinn-udp does, only `EIO` (a device without checksum offload) and `EOPNOTSUPP` count:
+/// `EINVAL` is what a bad destination (port 0) gives too, and a bad argument must not switch
+/// the capability off for the socket.
+pub fn is_gso_refusal(error: &io::Error) -> bool {
     matches!(
         error.raw_os_error(),
-        Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) | Some(libc::ENOPROTOOPT)
+        Some(libc::EIO) | Some(libc::EOPNOTSUPP)
     )
 }
 
@@ -93,9 +96,21 @@ pub fn send_segmented(
         sent_segments = (report.sent * per_send).min(total_segments);
         used_gso = report.sent > 0;
         match report.stop {
-            SendStop::Failed(ref e) if is_gso_refusal(e) => {
+            SendStop::Failed { ref error, .. } if is_gso_refusal(error) => {
                 // Degrade for good and send the rest the plain way below.
                 *support = GsoSupport::Unavailable;
+            }
+            SendStop::Failed { index, error } => {
+                // Counted in datagrams: the failed GSO message started at segment
+                // `index * per_send`.
+                return SegmentedReport {
+                    sent: sent_segments,
+                    stop: SendStop::Failed {
+                        index: (index * per_send).min(total_segments.saturating_sub(1)),
+                        error,
+                    },
+                    used_gso,
+                };
             }
             stop => {
                 return SegmentedReport {
@@ -114,9 +129,16 @@ pub fn send_segmented(
         batch.add_segment(segment).expect("one segment per message");
     }
     let report = batch.send(fd, flags, 0);
+    let stop = match report.stop {
+        SendStop::Failed { index, error } => SendStop::Failed {
+            index: sent_segments + index,
+            error,
+        },
+        other => other,
+    };
     SegmentedReport {
         sent: sent_segments + report.sent,
-        stop: report.stop,
+        stop,
         used_gso,
     }
 }

@@ -6,14 +6,18 @@
 //!   the man page's partial-send and lost-error rules made exact;
 //! - [`recv`]: batches received into caller-owned memory;
 //! - [`gso`]: equal-sized datagrams as `UDP_SEGMENT` sends, with fallback;
+//! - [`plan`]: a batch as plain data, checked against the views' bytes at send time;
+//! - [`endpoint`]: what one JS socket owns (descriptor, scratch, capabilities, drop counter);
 //! - [`socket`]: a non-blocking UDP socket with `node:dgram`'s options;
 //! - [`reactor`]: one epoll thread that tells the JS thread when a socket is ready;
 //! - [`addr`], [`errno`]: addresses and error names;
 //! - `sys`: the only module with `unsafe` code.
 
 pub mod addr;
+pub mod endpoint;
 pub mod errno;
 pub mod gso;
+pub mod plan;
 pub mod reactor;
 pub mod recv;
 pub mod send;
@@ -21,7 +25,9 @@ pub mod socket;
 mod sys;
 
 pub use addr::{AddrError, SockAddr};
+pub use endpoint::{recv_flags, Endpoint, RecvTarget};
 pub use gso::{send_segmented, GsoSupport, SegmentedReport, MAX_GSO_SEGMENTS};
+pub use plan::{PlanError, PlanReport, PlanStop, SendPlan, CONNECTED_PEER, MAX_PLAN_MESSAGES};
 pub use recv::{RecvMeta, RecvScratch, Slab};
 pub use send::{
     Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS,

@@ -100,8 +100,11 @@ pub enum SendStop {
     Complete,
     /// The socket's send buffer is full (`EAGAIN`); retry from `sent` once it is writable.
     WouldBlock,
-    /// The message at index `sent` failed with this error; the ones before it were sent.
-    Failed(io::Error),
+    /// Message `index` failed with `error`. Messages `0..sent` went out: `sent == index`, except
+    /// when the kernel refused message `index` inside a batch, took it when it was retried on
+    /// its own, and the error queue then named the (soft) error that had stopped the batch: then
+    /// `sent == index + 1`. `sent` is always where to resume.
+    Failed { index: usize, error: io::Error },
 }
 
 /// The outcome of sending a batch: how many messages went out (always a prefix of the batch, in
@@ -220,8 +223,16 @@ impl<'data> Batch<'_, 'data> {
         scratch.bytes_sent.clear();
         scratch.bytes_sent.resize(total, 0);
         let mut sent = from.min(total);
+        // Set after a short count: the next call carries only the first unsent message, so that
+        // its own error (if any) comes back from the kernel directly and cannot be confused
+        // with an older entry of the error queue.
+        let mut retry_alone = false;
         while sent < total {
-            let chunk_len = (total - sent).min(MAX_MESSAGES_PER_CALL);
+            let chunk_len = if retry_alone {
+                1
+            } else {
+                (total - sent).min(MAX_MESSAGES_PER_CALL)
+            };
             scratch.fill_headers(sent, chunk_len);
             // SAFETY: `fill_headers` points every header at iovecs in `scratch.segments`, at
             // addresses in `scratch.destinations` and at control data in `scratch.control`, none
@@ -234,19 +245,27 @@ impl<'data> Batch<'_, 'data> {
                         scratch.bytes_sent[sent + offset] = header.msg_len;
                     }
                     sent += accepted;
-                    if accepted < chunk_len {
-                        // A short count means message `sent` hit an error the kernel then
-                        // dropped. With IP_RECVERR on (connected `UdpSocket`s) it is still in
-                        // the error queue: report it there, with its index.
-                        if let Some(error) = sys::take_queued_error(fd) {
-                            return SendReport {
-                                sent,
-                                stop: SendStop::Failed(error),
-                            };
+                    if retry_alone {
+                        retry_alone = false;
+                        // The message the batch stopped at went out on its own: what stopped
+                        // the batch was a soft error that the failed attempt consumed (an ICMP
+                        // report, `sk_err`). With IP_RECVERR (connected sockets) it also waits
+                        // in the error queue: report it rather than lose it.
+                        if accepted == 1 {
+                            if let Some(error) = sys::take_queued_error(fd) {
+                                drain_error_queue(fd);
+                                return SendReport {
+                                    sent,
+                                    stop: SendStop::Failed {
+                                        index: sent - 1,
+                                        error,
+                                    },
+                                };
+                            }
                         }
+                    } else if accepted < chunk_len {
+                        retry_alone = true;
                     }
-                    // Otherwise loop again at once. The retry either sends more (the stop was
-                    // transient) or fails on message `sent` and so reports its errno.
                 }
                 Err(error) => match error.raw_os_error() {
                     Some(libc::EINTR) => continue,
@@ -257,10 +276,13 @@ impl<'data> Batch<'_, 'data> {
                         }
                     }
                     _ => {
+                        // This error is the message's own. Whatever the error queue holds is
+                        // older: empty it so that no later batch is charged with it.
+                        drain_error_queue(fd);
                         return SendReport {
                             sent,
-                            stop: SendStop::Failed(error),
-                        }
+                            stop: SendStop::Failed { index: sent, error },
+                        };
                     }
                 },
             }
@@ -270,6 +292,35 @@ impl<'data> Batch<'_, 'data> {
             stop: SendStop::Complete,
         }
     }
+
+    /// One `sendmmsg(2)` call exactly as the man page describes it (at most UIO_MAXIOV
+    /// messages, no retry, no error recovery): the count sent, or the error when none was.
+    pub fn send_once(&mut self, fd: RawFd, flags: libc::c_int) -> io::Result<usize> {
+        let total = self.scratch.messages.len().min(MAX_MESSAGES_PER_CALL);
+        let scratch = &mut *self.scratch;
+        scratch.bytes_sent.clear();
+        scratch.bytes_sent.resize(total, 0);
+        if total == 0 {
+            return Ok(0);
+        }
+        scratch.fill_headers(0, total);
+        // SAFETY: as in `send`: the headers point into scratch vectors that stay put for the
+        // call, and at `'data` slices this batch borrows.
+        let accepted = unsafe { sys::sendmmsg(fd, &mut scratch.headers[..total], flags) }?;
+        for (i, header) in scratch.headers[..accepted].iter().enumerate() {
+            scratch.bytes_sent[i] = header.msg_len;
+        }
+        Ok(accepted)
+    }
+}
+
+/// Empties a socket's error queue (bounded: the queue is finite, but a peer keeps adding).
+pub(crate) fn drain_error_queue(fd: RawFd) -> usize {
+    let mut drained = 0;
+    while drained < 1024 && sys::take_queued_error(fd).is_some() {
+        drained += 1;
+    }
+    drained
 }
 
 impl SendScratch {

@@ -337,11 +337,16 @@ pub fn destination_for_family(family: Family, parsed: SocketAddr) -> Result<Sock
     }
 }
 
-/// The family of any socket descriptor (`SO_DOMAIN`), if it is an IPv4/IPv6 datagram socket.
+/// The family of any socket descriptor (`SO_DOMAIN`), if it is an IPv4/IPv6 UDP socket:
+/// `SOCK_DGRAM` and `SO_PROTOCOL` `IPPROTO_UDP` (a UDP-Lite or ICMP "ping" socket is also a
+/// datagram socket, but not one this crate's sends and receives are right for).
 pub fn datagram_socket_family(fd: RawFd) -> io::Result<Family> {
     let socket_type = sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)?;
     if socket_type != libc::SOCK_DGRAM {
         return Err(io::Error::from_raw_os_error(libc::ENOTSOCK));
+    }
+    if sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)? != libc::IPPROTO_UDP {
+        return Err(io::Error::from_raw_os_error(libc::EPROTONOSUPPORT));
     }
     match sys::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)? {
         libc::AF_INET => Ok(Family::V4),

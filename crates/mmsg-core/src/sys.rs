@@ -418,3 +418,29 @@ pub fn epoll_wait(epfd: RawFd, out: &mut Vec<(u32, u64)>, max: usize) -> io::Res
     out.extend(events[..n as usize].iter().map(|e| (e.events, e.u64)));
     Ok(())
 }
+
+/// The identity of the open file behind a descriptor (`fstat`'s device and inode): a number
+/// that was closed and reused by another socket has another identity.
+pub fn file_identity(fd: RawFd) -> io::Result<(u64, u64)> {
+    let mut stat = MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `stat` is valid for writes of one `struct stat`; fstat writes at most that.
+    check(unsafe { libc::fstat(fd, stat.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so the struct is initialised (it was zeroed before, too).
+    let stat = unsafe { stat.assume_init() };
+    Ok((stat.st_dev as u64, stat.st_ino as u64))
+}
+
+/// Closes a descriptor this crate created and handed out as a number (see
+/// `Endpoint::public_fd`). The caller has checked it still refers to the same open file.
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: closing an integer descriptor touches no memory; the caller checked identity, so
+    // no other owner's descriptor is closed.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Leaks an `OwnedFd` into a plain number that the JS side may use and even close.
+pub fn into_raw(fd: OwnedFd) -> RawFd {
+    std::os::fd::IntoRawFd::into_raw_fd(fd)
+}

@@ -151,7 +151,7 @@ fn failure_mid_batch_reports_index_and_errno_and_keeps_earlier_messages() {
     let report = batch.send(tx.raw_fd(), 0, 0);
     assert_eq!(report.sent, 5, "the five before the oversized one went out");
     match report.stop {
-        SendStop::Failed(e) => assert_eq!(e.raw_os_error(), Some(libc::EMSGSIZE)),
+        SendStop::Failed { error: e, .. } => assert_eq!(e.raw_os_error(), Some(libc::EMSGSIZE)),
         other => panic!("expected EMSGSIZE, got {other:?}"),
     }
     for i in 0..5u8 {
@@ -186,7 +186,7 @@ fn connected_peer_gone_surfaces_econnrefused_with_index() {
     for round in 0..5 {
         let report = batch.send(tx.raw_fd(), 0, 0);
         match report.stop {
-            SendStop::Failed(e) => {
+            SendStop::Failed { error: e, .. } => {
                 assert_eq!(e.raw_os_error(), Some(libc::ECONNREFUSED), "round {round}");
                 assert!(report.sent < 10);
             }
