@@ -835,13 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.UdpSocket = nativeBinding.UdpSocket
-module.exports.createRecvBatch = nativeBinding.createRecvBatch
+module.exports.NativeSocket = nativeBinding.NativeSocket
 module.exports.MAX_BUFFERS_PER_MESSAGE = nativeBinding.MAX_BUFFERS_PER_MESSAGE
 module.exports.MAX_MESSAGES_PER_CALL = nativeBinding.MAX_MESSAGES_PER_CALL
-module.exports.MSG_CONFIRM = nativeBinding.MSG_CONFIRM
-module.exports.MSG_DONTWAIT = nativeBinding.MSG_DONTWAIT
-module.exports.MSG_WAITFORONE = nativeBinding.MSG_WAITFORONE
 module.exports.recvmmsg = nativeBinding.recvmmsg
 module.exports.sendmmsg = nativeBinding.sendmmsg
 module.exports.trySendmmsg = nativeBinding.trySendmmsg

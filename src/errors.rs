@@ -1,132 +1,159 @@
-//! JS errors in the shapes Node users expect: `TypeError`/`RangeError` with Node's codes for bad
-//! arguments, and system errors (`code`, `errno`, `syscall`) with the failing message's `index`.
+//! The binding's one error mapper: every failure the binding reports is a [`Failure`], and
+//! [`Failure::into_js`] is the only place that turns one into a JS exception.
+//!
+//! The TypeScript layer (`lib/errors.ts`) turns system errors into `SendError`s and Node's own
+//! error classes; here they carry plain, machine-readable fields: `code`, `errno` (negative, as
+//! in Node), `syscall`, and for batches `index` (the message that failed) and `sent` (how many
+//! went out, i.e. where to resume).
 
 use std::io;
 
 use napi::bindgen_prelude::{FromNapiValue, Object, Unknown};
-use napi::JsValue;
-use napi::{Env, Error, JsRangeError, JsTypeError, Status};
+use napi::{Env, Error, JsRangeError, JsTypeError, JsValue, Status};
 
-/// A `TypeError` with `code: 'ERR_INVALID_ARG_TYPE'`, ready to be returned as `Err`.
-pub fn type_error(env: &Env, message: impl Into<String>) -> Error {
-    let error = Error::new(Status::InvalidArg, message.into());
-    let js: Unknown = JsTypeError::from(error).into_unknown(*env);
-    with_code(js, "ERR_INVALID_ARG_TYPE")
+/// Everything that can go wrong in a binding call.
+#[derive(Debug)]
+pub enum Failure {
+    /// A wrong type (`TypeError`, `ERR_INVALID_ARG_TYPE`).
+    Type(String),
+    /// A value out of range (`RangeError`, `ERR_OUT_OF_RANGE`).
+    Range(String),
+    /// A system call failed. `index`/`sent` locate it in a batch.
+    System {
+        error: io::Error,
+        syscall: &'static str,
+        index: Option<usize>,
+        sent: Option<usize>,
+    },
+    /// A view of message `index` was detached, transferred or shrunk after it was read.
+    ViewChanged { index: usize, sent: usize },
+    /// The socket is closed (`ERR_SOCKET_DGRAM_NOT_RUNNING`).
+    Closed,
+    /// A call on a socket from inside another call on it.
+    Busy,
+    /// A failure napi-rs itself reported (already a JS error, or a status).
+    Napi(Error),
 }
 
-/// A `TypeError` about message `index` of a batch, of which `sent` messages went out.
-pub fn type_error_at(env: &Env, message: impl Into<String>, index: usize, sent: usize) -> Error {
-    let error = Error::new(Status::InvalidArg, message.into());
-    let js: Unknown = JsTypeError::from(error).into_unknown(*env);
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Napi(error)
+    }
+}
+
+pub type Outcome<T> = std::result::Result<T, Failure>;
+
+impl Failure {
+    pub fn system(error: io::Error, syscall: &'static str) -> Failure {
+        Failure::System {
+            error,
+            syscall,
+            index: None,
+            sent: None,
+        }
+    }
+
+    /// Turns the failure into the JS exception the caller receives.
+    pub fn into_js(self, env: &Env) -> Error {
+        match self {
+            Failure::Type(message) => {
+                let js: Unknown = JsTypeError::from(Error::new(Status::InvalidArg, message))
+                    .into_unknown(*env);
+                with_fields(js, &[("code", Field::Str("ERR_INVALID_ARG_TYPE"))])
+            }
+            Failure::Range(message) => {
+                let js: Unknown = JsRangeError::from(Error::new(Status::InvalidArg, message))
+                    .into_unknown(*env);
+                with_fields(js, &[("code", Field::Str("ERR_OUT_OF_RANGE"))])
+            }
+            Failure::System {
+                error,
+                syscall,
+                index,
+                sent,
+            } => {
+                let errno = error.raw_os_error().unwrap_or(0);
+                let code = mmsg_core::errno::errno_name(errno);
+                let rendered = io::Error::from_raw_os_error(errno).to_string();
+                let detail = rendered.split(" (os error").next().unwrap_or(&rendered);
+                let message = match index {
+                    Some(index) => format!("{syscall} {code} (message {index}): {detail}"),
+                    None => format!("{syscall} {code}: {detail}"),
+                };
+                let mut fields = vec![
+                    ("code", Field::Str(code)),
+                    ("errno", Field::Int(-f64::from(errno))),
+                    ("syscall", Field::Str(syscall)),
+                ];
+                if let Some(index) = index {
+                    fields.push(("index", Field::Int(index as f64)));
+                }
+                if let Some(sent) = sent {
+                    fields.push(("sent", Field::Int(sent as f64)));
+                }
+                plain_error(env, message, &fields)
+            }
+            Failure::ViewChanged { index, sent } => plain_error(
+                env,
+                format!(
+                    "the bytes of message {index} were detached, transferred or shrunk after they were validated; messages before it were sent"
+                ),
+                &[
+                    ("code", Field::Str("ERR_INVALID_STATE")),
+                    ("index", Field::Int(index as f64)),
+                    ("sent", Field::Int(sent as f64)),
+                ],
+            ),
+            Failure::Closed => plain_error(
+                env,
+                "Not running".to_owned(),
+                &[("code", Field::Str("ERR_SOCKET_DGRAM_NOT_RUNNING"))],
+            ),
+            Failure::Busy => plain_error(
+                env,
+                "the socket is busy: called from inside another call on the same socket".to_owned(),
+                &[("code", Field::Str("ERR_SOCKET_BUSY"))],
+            ),
+            Failure::Napi(error) => error,
+        }
+    }
+}
+
+enum Field {
+    Str(&'static str),
+    Int(f64),
+}
+
+fn plain_error(env: &Env, message: String, fields: &[(&str, Field)]) -> Error {
+    match env.create_error(Error::new(Status::GenericFailure, message)) {
+        Ok(object) => with_fields(object.to_unknown(), fields),
+        Err(e) => e,
+    }
+}
+
+fn with_fields(js: Unknown, fields: &[(&str, Field)]) -> Error {
     if let Ok(mut object) = Object::from_unknown(js) {
-        let _ = object.set("code", "ERR_INVALID_ARG_TYPE");
-        let _ = object.set("index", index as u32);
-        let _ = object.set("sent", sent as u32);
+        for (name, value) in fields {
+            // Our own fresh error object: setting fields cannot fail in a way worth reporting.
+            let _ = match value {
+                Field::Str(text) => object.set(*name, *text),
+                Field::Int(n) => object.set(*name, *n),
+            };
+        }
     }
     Error::from(js)
 }
 
-/// A `RangeError` with `code: 'ERR_OUT_OF_RANGE'`.
-pub fn range_error(env: &Env, message: impl Into<String>) -> Error {
-    let error = Error::new(Status::InvalidArg, message.into());
-    let js: Unknown = JsRangeError::from(error).into_unknown(*env);
-    with_code(js, "ERR_OUT_OF_RANGE")
-}
-
-/// An `Error` with `code: 'ERR_SOCKET_CLOSED'` (like `node:dgram`'s "Not running").
-pub fn closed_error(env: &Env) -> Error {
-    closed(env, "the socket is closed", None)
-}
-
-/// `ERR_SOCKET_BUSY`: a call on a socket from inside another call on it (a getter run while the
-/// first converts its arguments).
-pub fn busy_error(env: &Env) -> Error {
-    match env.create_error(Error::new(
-        Status::GenericFailure,
-        "the socket is busy: called from inside another call on the same socket",
-    )) {
-        Ok(mut object) => {
-            let _ = object.set("code", "ERR_SOCKET_BUSY");
-            Error::from(object.to_unknown())
-        }
-        Err(e) => e,
-    }
-}
-
-/// `ERR_SOCKET_CLOSED` for a pending send, with `sent`: how many of its datagrams went out.
-pub fn closed_error_after(env: &Env, sent: usize) -> Error {
-    closed(
-        env,
-        "the socket was closed before the send completed",
-        Some(sent),
-    )
-}
-
-fn closed(env: &Env, message: &str, sent: Option<usize>) -> Error {
-    match env.create_error(Error::new(Status::GenericFailure, message)) {
-        Ok(mut object) => {
-            let _ = object.set("code", "ERR_SOCKET_CLOSED");
-            if let Some(sent) = sent {
-                let _ = object.set("sent", sent as u32);
-            }
-            Error::from(object.to_unknown())
-        }
-        Err(e) => e,
-    }
-}
-
-fn with_code(js: Unknown, code: &str) -> Error {
-    if let Ok(mut object) = Object::from_unknown(js) {
-        let _ = object.set("code", code);
-    }
-    Error::from(js)
-}
-
-/// Where in a batch a system error happened.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BatchPosition {
-    /// Index of the message that failed.
-    pub index: Option<usize>,
-    /// Messages sent (or received) before the failure.
-    pub sent: Option<usize>,
-}
-
-/// The system error for a batch stopped at message `index`: messages `0..index` went out.
-pub fn send_error_at(env: &Env, error: &io::Error, index: usize) -> Error {
-    let at = BatchPosition {
-        index: Some(index),
-        sent: Some(index),
-    };
-    system_error(env, error, "sendmmsg", at)
-}
-
-/// A Node-style system error: `message` like `sendmmsg EMSGSIZE`, `code: 'EMSGSIZE'`,
-/// `errno: -90` (negative, as in Node), `syscall`, and `index`/`sent` when known.
-pub fn system_error(env: &Env, error: &io::Error, syscall: &str, at: BatchPosition) -> Error {
-    let errno = error.raw_os_error().unwrap_or(0);
-    let code = mmsg_core::errno::errno_name(errno);
-    let mut message = format!("{syscall} {code}");
-    if let Some(index) = at.index {
-        message.push_str(&format!(" (message {index})"));
-    }
-    // `io::Error` renders as "Message too long (os error 90)": keep the words, drop the number
-    // (it is in `errno`).
-    let rendered = io::Error::from_raw_os_error(errno).to_string();
-    let detail = rendered.split(" (os error").next().unwrap_or(&rendered);
-    message.push_str(&format!(": {detail}"));
-    match env.create_error(Error::new(Status::GenericFailure, message)) {
-        Ok(mut object) => {
-            let _ = object.set("code", code);
-            let _ = object.set("errno", -errno);
-            let _ = object.set("syscall", syscall);
-            if let Some(index) = at.index {
-                let _ = object.set("index", index as u32);
-            }
-            if let Some(sent) = at.sent {
-                let _ = object.set("sent", sent as u32);
-            }
-            Error::from(object.to_unknown())
-        }
-        Err(e) => e,
+/// Runs a binding body and maps its failure, catching any panic (none should be reachable; if
+/// one is, it becomes a JS error instead of an abort across the FFI boundary).
+pub fn guarded<T>(env: &Env, body: impl FnOnce() -> Outcome<T>) -> napi::Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(failure)) => Err(failure.into_js(env)),
+        Err(_) => Err(Failure::Napi(Error::new(
+            Status::GenericFailure,
+            "internal error in the sendmmsg addon (a Rust panic was caught); please report it",
+        ))
+        .into_js(env)),
     }
 }

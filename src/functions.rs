@@ -1,158 +1,251 @@
-//! The free functions: `sendmmsg(fd, ...)` (the faithful system call) and `trySendmmsg(fd, ...)`
-//! (the same batch, with a lost error recovered and thrown with its index).
+//! The system calls themselves on any UDP descriptor the caller owns (for example a
+//! `node:dgram` socket's): `sendmmsg`, `trySendmmsg` and `recvmmsg`, with the same two phases
+//! as `NativeSocket`'s methods.
 
-use mmsg_core::{SendScratch, SendStop};
+use std::time::Duration;
+
+use mmsg_core::{Family, SendPlan, SendScratch};
 use napi::bindgen_prelude::{FromNapiValue, Unknown};
-use napi::JsValue;
-use napi::{Env, Result, ValueType};
+use napi::{Env, Result};
 use napi_derive::napi;
-use std::cell::RefCell;
 
-use crate::convert::{send_flags, type_name, AddressResolver, BatchInput, BatchSink};
-use crate::errors::{range_error, send_error_at, type_error};
+use crate::errors::{guarded, Failure, Outcome};
+use crate::read::{self, View};
+use crate::socket::{plan_outcome, send_flags};
 
-thread_local! {
-    /// Batch memory for the free functions, reused across calls (no steady-state allocation).
-    static SCRATCH: RefCell<SendScratch> = RefCell::new(SendScratch::new());
+/// One datagram as `recvmmsg` reported it.
+#[napi(object)]
+pub struct ReceivedInfo {
+    pub length: u32,
+    pub truncated: bool,
+    pub address: String,
+    pub port: u32,
+    pub family: String,
 }
 
-/// A file descriptor argument: a non-negative integer.
-pub fn fd_arg(env: &Env, value: Unknown) -> Result<i32> {
-    match value.get_type()? {
-        ValueType::Number => {
-            let n = f64::from_unknown(value)?;
-            if n.fract() != 0.0 || !(0.0..=i32::MAX as f64).contains(&n) {
-                return Err(range_error(
-                    env,
-                    format!("fd must be a non-negative integer; got {n}"),
-                ));
-            }
-            Ok(n as i32)
-        }
-        other => Err(type_error(
-            env,
-            format!("fd must be a number; got {}", type_name(other)),
-        )),
-    }
+struct FdPlan<'env> {
+    fd: i32,
+    views: Vec<View<'env>>,
+    plan: SendPlan,
+    flags: i32,
 }
 
-/// How the batch ended, for the two functions to report in their own ways.
-struct Outcome {
-    sent: usize,
-    stop: SendStop,
-}
-
-fn send_on_fd(
-    env: &Env,
+#[allow(clippy::too_many_arguments)]
+fn read_fd_plan<'env>(
     fd: Unknown,
-    messages: Unknown,
-    flags: Option<Unknown>,
-    bytes_sent: Option<Unknown>,
-) -> Result<Outcome> {
-    let fd = fd_arg(env, fd)?;
-    let flags = send_flags(env, flags)?;
-    if !messages.is_array()? {
-        return Err(type_error(
-            env,
-            "messages must be an array of Buffers/Uint8Arrays or { buffers, address?, port? } objects",
+    views: Unknown<'env>,
+    piece_counts: Unknown,
+    message_destinations: Unknown,
+    addresses: Unknown,
+    ports: Unknown,
+    flags: Unknown,
+) -> Outcome<FdPlan<'env>> {
+    let fd = read::uint(fd, "fd", i32::MAX as u32)? as i32;
+    let views = read::views(views, "views")?;
+    let piece_counts = read::u32_list(piece_counts, "pieceCounts")?;
+    let message_destinations = read::u32_list(message_destinations, "messageDestinations")?;
+    let addresses = read::strings(addresses, "addresses")?;
+    let ports = read::uints(ports, "ports", 65535)?;
+    let flags = send_flags(read::uint(flags, "flags", i32::MAX as u32)?)?;
+    if addresses.len() != ports.len() {
+        return Err(Failure::Range(
+            "addresses and ports must have the same length".into(),
         ));
     }
-    let bytes_out: Option<&mut [u32]> = match bytes_sent {
-        None => None,
-        Some(v) if matches!(v.get_type()?, ValueType::Undefined | ValueType::Null) => None,
-        Some(v) => Some(
-            <&mut [u32]>::from_unknown(v)
-                .map_err(|_| type_error(env, "bytesSent must be a Uint32Array"))?,
-        ),
+    let family = if addresses.is_empty() {
+        Family::V4
+    } else {
+        mmsg_core::datagram_socket_family(fd).map_err(|e| Failure::system(e, "sendmmsg"))?
     };
-    // The family decides how addresses are written (IPv4-mapped on udp6); asking the kernel
-    // also rejects descriptors that are not datagram sockets before anything is parsed.
-    let family = mmsg_core::datagram_socket_family(fd).map_err(|e| send_error_at(env, &e, 0))?;
-    let input = BatchInput::Messages {
-        list: napi::bindgen_prelude::Array::from_unknown(messages)?,
-        default_destination: None,
-    };
-    if let Some(out) = &bytes_out {
-        if out.len() < input.len() {
-            return Err(range_error(
-                env,
-                format!(
-                    "bytesSent has room for {} messages but the batch has {}",
-                    out.len(),
-                    input.len()
-                ),
-            ));
-        }
+    let mut destinations = Vec::with_capacity(addresses.len());
+    for (address, &port) in addresses.iter().zip(&ports) {
+        let parsed = mmsg_core::addr::parse_socket_addr(address, port as u16)
+            .and_then(|a| mmsg_core::destination_for_family(family, a))
+            .map_err(|e| Failure::Type(e.to_string()))?;
+        destinations.push(parsed);
     }
-    let mut resolver = AddressResolver::new(family);
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        let mut batch = scratch.batch();
-        input.walk(
-            env,
-            &mut resolver,
-            0,
-            input.len(),
-            &mut BatchSink::new(&mut batch),
-        )?;
-        let report = batch.send(fd, flags, 0);
-        if let Some(out) = bytes_out {
-            for (slot, bytes) in out.iter_mut().zip(batch.bytes_sent()) {
-                *slot = *bytes;
-            }
-        }
-        Ok(Outcome {
-            sent: report.sent,
-            stop: report.stop,
-        })
+    let lengths = views.iter().map(|v| v.planned_len).collect();
+    let plan = SendPlan::new(lengths, &piece_counts, message_destinations, destinations)
+        .map_err(|e| Failure::Range(e.to_string()))?;
+    Ok(FdPlan {
+        fd,
+        views,
+        plan,
+        flags,
     })
 }
 
-/// The `sendmmsg(2)` system call on any datagram socket descriptor (including a `node:dgram`
-/// socket's). Returns how many messages were sent; like the call, throws a system error
-/// (`code`, `errno`, `syscall: 'sendmmsg'`, `index: 0`) only when none was sent, `EAGAIN`
-/// included. Batches beyond UIO_MAXIOV (1024) are sent in several calls. If `bytesSent` is
-/// given, `bytesSent[i]` receives message `i`'s `msg_len`.
+/// `sendmmsg(2)` exactly as the man page describes it, on any UDP descriptor: at most
+/// UIO_MAXIOV messages, the count sent, an error only when none was (with `index: 0`).
+/// Arguments as `NativeSocket.send`; `bytesSent[i]` (if given) receives message `i`'s `msg_len`.
 #[napi(
-    catch_unwind,
-    ts_args_type = "fd: number, messages: Array<Uint8Array | OutgoingMessage>, flags?: number, bytesSent?: Uint32Array"
+    ts_args_type = "fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number"
 )]
+#[allow(clippy::too_many_arguments)]
 pub fn sendmmsg(
     env: Env,
     fd: Unknown,
-    messages: Unknown,
-    flags: Option<Unknown>,
-    bytes_sent: Option<Unknown>,
-) -> Result<u32> {
-    let outcome = send_on_fd(&env, fd, messages, flags, bytes_sent)?;
-    match outcome.stop {
-        SendStop::Failed(error) if outcome.sent == 0 => Err(send_error_at(&env, &error, 0)),
-        SendStop::WouldBlock if outcome.sent == 0 => Err(send_error_at(
-            &env,
-            &std::io::Error::from(std::io::ErrorKind::WouldBlock),
-            0,
-        )),
-        _ => Ok(outcome.sent as u32),
-    }
+    views: Unknown,
+    piece_counts: Unknown,
+    message_destinations: Unknown,
+    addresses: Unknown,
+    ports: Unknown,
+    flags: Unknown,
+) -> Result<Vec<u32>> {
+    guarded(&env, || {
+        let p = read_fd_plan(
+            fd,
+            views,
+            piece_counts,
+            message_destinations,
+            addresses,
+            ports,
+            flags,
+        )?;
+        // Phase 2: the views' bytes now, then one system call.
+        let bytes: Vec<&[u8]> = p.views.iter().map(View::bytes_now).collect();
+        let end = (0..p.plan.len())
+            .find(|&m| {
+                p.plan
+                    .pieces_of(m)
+                    .any(|i| bytes[i].len() < p.plan.piece_lengths[i] as usize)
+            })
+            .unwrap_or(p.plan.len())
+            .min(mmsg_core::MAX_MESSAGES_PER_CALL);
+        if end == 0 && !p.plan.is_empty() {
+            return Err(Failure::ViewChanged { index: 0, sent: 0 });
+        }
+        let mut scratch = SendScratch::new();
+        let mut batch = scratch.batch();
+        for m in 0..end {
+            let to = p.plan.destination_of(m).map(|a| batch.add_destination(*a));
+            batch.start_message(to);
+            for i in p.plan.pieces_of(m) {
+                batch
+                    .add_segment(&bytes[i][..p.plan.piece_lengths[i] as usize])
+                    .map_err(|e| Failure::Range(e.to_string()))?;
+            }
+        }
+        match batch.send_once(p.fd, p.flags) {
+            Ok(sent) => Ok(batch.bytes_sent()[..sent].to_vec()),
+            Err(error) => Err(Failure::System {
+                error,
+                syscall: "sendmmsg",
+                index: Some(0),
+                sent: Some(0),
+            }),
+        }
+    })
 }
 
-/// Like `sendmmsg`, but never loses an error: if message `k` fails (even after others were
-/// sent), throws a system error with `index: k` and `sent: k`. Returns the count sent, which is
-/// less than the batch only when the socket would block.
+/// Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a
+/// message that fails after others were sent throws with its `index` and `sent`. Returns the
+/// count sent (fewer than the batch: the socket would block).
 #[napi(
-    catch_unwind,
-    ts_args_type = "fd: number, messages: Array<Uint8Array | OutgoingMessage>, flags?: number, bytesSent?: Uint32Array"
+    ts_args_type = "fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number"
 )]
+#[allow(clippy::too_many_arguments)]
 pub fn try_sendmmsg(
     env: Env,
     fd: Unknown,
-    messages: Unknown,
-    flags: Option<Unknown>,
-    bytes_sent: Option<Unknown>,
+    views: Unknown,
+    piece_counts: Unknown,
+    message_destinations: Unknown,
+    addresses: Unknown,
+    ports: Unknown,
+    flags: Unknown,
 ) -> Result<u32> {
-    let outcome = send_on_fd(&env, fd, messages, flags, bytes_sent)?;
-    match outcome.stop {
-        SendStop::Failed(error) => Err(send_error_at(&env, &error, outcome.sent)),
-        _ => Ok(outcome.sent as u32),
-    }
+    guarded(&env, || {
+        let p = read_fd_plan(
+            fd,
+            views,
+            piece_counts,
+            message_destinations,
+            addresses,
+            ports,
+            flags,
+        )?;
+        let bytes: Vec<&[u8]> = p.views.iter().map(View::bytes_now).collect();
+        let mut scratch = SendScratch::new();
+        plan_outcome(p.plan.send(p.fd, &mut scratch, &bytes, 0, p.flags))
+    })
+}
+
+/// `recvmmsg(2)` on any UDP descriptor into caller buffers: datagram `i` lands in
+/// `buffers[i]`. `flags` (`MSG_DONTWAIT`, `MSG_WAITFORONE`, ...) and the timeout pass through;
+/// a blocking descriptor blocks. An error (`EAGAIN` included) throws when nothing arrived.
+#[napi(ts_args_type = "fd: number, buffers: Uint8Array[], flags: number, timeoutMs: number")]
+pub fn recvmmsg(
+    env: Env,
+    fd: Unknown,
+    buffers: Unknown,
+    flags: Unknown,
+    timeout_ms: Unknown,
+) -> Result<Vec<ReceivedInfo>> {
+    let metas = guarded(&env, || {
+        let fd = read::uint(fd, "fd", i32::MAX as u32)? as i32;
+        let views = read::views(buffers, "buffers")?;
+        if views.len() > mmsg_core::MAX_MESSAGES_PER_CALL {
+            return Err(Failure::Range(format!(
+                "at most {} buffers per call (UIO_MAXIOV); got {}",
+                mmsg_core::MAX_MESSAGES_PER_CALL,
+                views.len()
+            )));
+        }
+        let flags = read::uint(flags, "flags", i32::MAX as u32)? as i32;
+        if flags & !mmsg_core::recv::KNOWN_RECV_FLAGS != 0 {
+            return Err(Failure::Range(format!(
+                "flags has unknown bits 0x{flags:x}"
+            )));
+        }
+        let timeout = match timeout_ms.get_type()? {
+            napi::ValueType::Undefined | napi::ValueType::Null => None,
+            _ => {
+                let ms = f64::from_unknown(timeout_ms)?;
+                if !(0.0..=86_400_000.0).contains(&ms) {
+                    return Err(Failure::Range("timeoutMs must be 0 to 86400000".into()));
+                }
+                Some(Duration::from_secs_f64(ms / 1000.0))
+            }
+        };
+        // Phase 2: no JS from here. Buffers that share memory would alias: refuse them.
+        let mut ranges: Vec<(usize, usize)> = views
+            .iter()
+            .map(|v| {
+                let b = v.bytes_now();
+                (b.as_ptr() as usize, b.as_ptr() as usize + b.len())
+            })
+            .filter(|(a, b)| a < b)
+            .collect();
+        ranges.sort_unstable();
+        if ranges.windows(2).any(|w| w[1].0 < w[0].1) {
+            return Err(Failure::Type("buffers must not share memory".into()));
+        }
+        let mut slices: Vec<&mut [u8]> = views.iter().map(View::bytes_now_mut).collect();
+        let mut out = Vec::new();
+        mmsg_core::RecvScratch::new()
+            .recv_into(fd, &mut slices, flags, timeout, &mut out)
+            .map_err(|e| Failure::system(e, "recvmmsg"))?;
+        Ok(out)
+    })?;
+    Ok(metas
+        .into_iter()
+        .map(|m| {
+            let (address, port, family) = match m.source {
+                Some(a) => (
+                    mmsg_core::endpoint::unmap(a.ip()).to_string(),
+                    u32::from(a.port()),
+                    if a.is_ipv4() { "IPv4" } else { "IPv6" },
+                ),
+                None => (String::new(), 0, ""),
+            };
+            ReceivedInfo {
+                length: m.len as u32,
+                truncated: m.truncated,
+                address,
+                port,
+                family: family.to_owned(),
+            }
+        })
+        .collect())
 }

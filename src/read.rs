@@ -1,0 +1,188 @@
+//! Phase 1: reading JS arguments into plain Rust values.
+//!
+//! Anything here may run user JavaScript (an array index getter, a Proxy trap): that is allowed
+//! in phase 1, because nothing borrowed from JS memory exists yet and no socket state is
+//! borrowed. What comes out is plain data (numbers, strings, copies of small typed arrays) plus
+//! [`View`]s: handles to `Uint8Array`s with the length they had when read. Their bytes are only
+//! looked at in phase 2 ([`View::bytes_now`]).
+
+use napi::bindgen_prelude::{Array, FromNapiValue, Unknown};
+use napi::{JsValue, ValueType};
+
+use crate::errors::{Failure, Outcome};
+
+/// Most elements any list argument may have; checked before anything is allocated.
+pub const MAX_LIST: u32 = 1 << 24;
+
+/// A `Uint8Array` (or `Buffer`) argument, read in phase 1: its handle (kept alive by the
+/// current handle scope until the call returns) and the length it had then.
+#[derive(Clone, Copy)]
+pub struct View<'env> {
+    handle: Unknown<'env>,
+    pub planned_len: u32,
+}
+
+impl<'env> View<'env> {
+    /// Phase 2 only: the view's bytes as they are now. A detached view is empty; the caller
+    /// compares with `planned_len`. Reads no property and runs no JavaScript
+    /// (`napi_get_typedarray_info` only).
+    pub fn bytes_now(&self) -> &'env [u8] {
+        <&[u8]>::from_unknown(self.handle).unwrap_or(&[])
+    }
+
+    /// Phase 2 only: the view's bytes for writing (receive).
+    pub fn bytes_now_mut(&self) -> &'env mut [u8] {
+        <&mut [u8]>::from_unknown(self.handle).unwrap_or(&mut [])
+    }
+}
+
+/// Reads one `Uint8Array`/`Buffer`.
+pub fn view<'env>(value: Unknown<'env>, what: &dyn Fn() -> String) -> Outcome<View<'env>> {
+    if !value.is_typedarray()? {
+        return Err(Failure::Type(format!(
+            "{} must be a Uint8Array; got {}",
+            what(),
+            describe(value)
+        )));
+    }
+    let bytes = <&[u8]>::from_unknown(value).map_err(|_| {
+        Failure::Type(format!(
+            "{} must be a Uint8Array; got another TypedArray",
+            what()
+        ))
+    })?;
+    let planned_len = u32::try_from(bytes.len())
+        .map_err(|_| Failure::Range(format!("{} is larger than 4 GiB", what())))?;
+    Ok(View {
+        handle: value,
+        planned_len,
+    })
+}
+
+/// Reads an array of `Uint8Array`s element by element (getters and traps may run).
+pub fn views<'env>(value: Unknown<'env>, what: &str) -> Outcome<Vec<View<'env>>> {
+    let list = array(value, what)?;
+    let len = list.len();
+    let mut out = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let element = list
+            .get::<Unknown>(i)?
+            .ok_or_else(|| Failure::Type(format!("{what}[{i}] is missing")))?;
+        out.push(view(element, &|| format!("{what}[{i}]"))?);
+    }
+    Ok(out)
+}
+
+/// An array argument with a length checked before any allocation.
+pub fn array<'env>(value: Unknown<'env>, what: &str) -> Outcome<Array<'env>> {
+    if !value.is_array()? {
+        return Err(Failure::Type(format!(
+            "{what} must be an array; got {}",
+            describe(value)
+        )));
+    }
+    let list = Array::from_unknown(value)?;
+    if list.len() > MAX_LIST {
+        return Err(Failure::Range(format!(
+            "{what} has {} elements; at most {MAX_LIST} are allowed",
+            list.len()
+        )));
+    }
+    Ok(list)
+}
+
+/// A `Uint32Array` (or `null`/`undefined`: empty), copied once into our own memory: a
+/// `SharedArrayBuffer` that another thread rewrites cannot change what is checked and used.
+pub fn u32_list(value: Unknown, what: &str) -> Outcome<Vec<u32>> {
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => return Ok(Vec::new()),
+        _ => {}
+    }
+    if !value.is_typedarray()? {
+        return Err(Failure::Type(format!("{what} must be a Uint32Array")));
+    }
+    let values = <&[u32]>::from_unknown(value)
+        .map_err(|_| Failure::Type(format!("{what} must be a Uint32Array")))?;
+    if values.len() > MAX_LIST as usize {
+        return Err(Failure::Range(format!("{what} is too long")));
+    }
+    Ok(values.to_vec())
+}
+
+/// An array of strings.
+pub fn strings(value: Unknown, what: &str) -> Outcome<Vec<String>> {
+    let list = array(value, what)?;
+    let mut out = Vec::with_capacity(list.len() as usize);
+    for i in 0..list.len() {
+        let element = list
+            .get::<Unknown>(i)?
+            .ok_or_else(|| Failure::Type(format!("{what}[{i}] is missing")))?;
+        out.push(string(element, &format!("{what}[{i}]"))?);
+    }
+    Ok(out)
+}
+
+/// An array of integers in `0..=max`.
+pub fn uints(value: Unknown, what: &str, max: u32) -> Outcome<Vec<u32>> {
+    let list = array(value, what)?;
+    let mut out = Vec::with_capacity(list.len() as usize);
+    for i in 0..list.len() {
+        let element = list
+            .get::<Unknown>(i)?
+            .ok_or_else(|| Failure::Type(format!("{what}[{i}] is missing")))?;
+        out.push(uint(element, &format!("{what}[{i}]"), max)?);
+    }
+    Ok(out)
+}
+
+pub fn string(value: Unknown, what: &str) -> Outcome<String> {
+    if value.get_type()? != ValueType::String {
+        return Err(Failure::Type(format!(
+            "{what} must be a string; got {}",
+            describe(value)
+        )));
+    }
+    Ok(String::from_unknown(value)?)
+}
+
+/// A string, or `None` for `null`/`undefined`.
+pub fn optional_string(value: Unknown, what: &str) -> Outcome<Option<String>> {
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(None),
+        _ => string(value, what).map(Some),
+    }
+}
+
+/// An integer in `0..=max`. Only a real number is accepted (no `valueOf` is called).
+pub fn uint(value: Unknown, what: &str, max: u32) -> Outcome<u32> {
+    if value.get_type()? != ValueType::Number {
+        return Err(Failure::Type(format!(
+            "{what} must be a number; got {}",
+            describe(value)
+        )));
+    }
+    let n = f64::from_unknown(value)?;
+    if n.fract() != 0.0 || !(0.0..=f64::from(max)).contains(&n) {
+        return Err(Failure::Range(format!(
+            "{what} must be an integer from 0 to {max}; got {n}"
+        )));
+    }
+    Ok(n as u32)
+}
+
+pub fn describe(value: Unknown) -> &'static str {
+    match value.get_type() {
+        Ok(ValueType::Object) if value.is_array().unwrap_or(false) => "an array",
+        Ok(ValueType::Object) if value.is_typedarray().unwrap_or(false) => "a TypedArray",
+        Ok(ValueType::Undefined) => "undefined",
+        Ok(ValueType::Null) => "null",
+        Ok(ValueType::Boolean) => "a boolean",
+        Ok(ValueType::Number) => "a number",
+        Ok(ValueType::String) => "a string",
+        Ok(ValueType::Symbol) => "a symbol",
+        Ok(ValueType::Object) => "an object",
+        Ok(ValueType::Function) => "a function",
+        Ok(ValueType::BigInt) => "a bigint",
+        _ => "an unknown value",
+    }
+}
