@@ -568,9 +568,9 @@ impl NativeSocket {
             let notifier = Arc::clone(&tsfn);
             let registration = reactor
                 .register(fd, move |ready: Readiness| {
-                    let bits = u32::from(ready.readable) * READABLE
-                        | u32::from(ready.writable) * WRITABLE
-                        | u32::from(ready.error) * ERROR;
+                    let bits = (u32::from(ready.readable) * READABLE)
+                        | (u32::from(ready.writable) * WRITABLE)
+                        | (u32::from(ready.error) * ERROR);
                     let notifier = notifier.lock().unwrap_or_else(|p| p.into_inner());
                     notifier.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
                 })

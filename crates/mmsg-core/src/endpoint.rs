@@ -381,6 +381,7 @@ mod tests {
     use super::*;
     use std::net::UdpSocket as StdUdp;
 
+    #[allow(clippy::type_complexity)]
     fn target_arrays(
         n: usize,
         slot: usize,

@@ -427,6 +427,8 @@ pub fn file_identity(fd: RawFd) -> io::Result<(u64, u64)> {
     check(unsafe { libc::fstat(fd, stat.as_mut_ptr()) })?;
     // SAFETY: fstat succeeded, so the struct is initialised (it was zeroed before, too).
     let stat = unsafe { stat.assume_init() };
+    // The field types differ between targets (musl, arm64): the casts are needed on some.
+    #[allow(clippy::unnecessary_cast)]
     Ok((stat.st_dev as u64, stat.st_ino as u64))
 }
 
