@@ -1,0 +1,8 @@
+// The native binding, loaded once (native.js picks the prebuilt .node for this CPU and libc).
+// Internal: nothing here is part of the public API.
+import type * as Binding from '../binding'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const native: typeof Binding = require('../native.js')
+export type NativeSocket = Binding.NativeSocket
+export type NativeAddressInfo = Binding.AddressInfo

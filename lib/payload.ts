@@ -1,0 +1,237 @@
+// Payloads and destinations: everything a caller hands to a send is read here, once, into a
+// plan of dense arrays that this module makes itself (views, piece counts, destination
+// indexes). The binding then reads only those arrays: no user getter or Proxy trap can run
+// while the kernel reads the bytes.
+import { isIP } from 'node:net'
+
+import { invalidArgType, rangeError, received, typeError } from './errors'
+
+/** One piece of a datagram: a string (sent as UTF-8), a `Buffer`, any TypedArray, a `DataView` or an `ArrayBuffer`. */
+export type Payload = string | ArrayBufferView | ArrayBufferLike
+
+/** A datagram's bytes: one piece, or a list of pieces gathered into ONE datagram (scatter/gather). */
+export type DatagramBody = Payload | readonly Payload[]
+
+/**
+ * One datagram of a batch with its own destination. `data` (or its older name `buffers`) is one
+ * piece or a list of pieces gathered into one datagram. Without `address`/`port` it goes to
+ * the call's destination (or the connected peer); a `port` alone means loopback, as in dgram.
+ */
+export interface OutgoingMessage {
+  data?: DatagramBody
+  buffers?: DatagramBody
+  address?: string
+  port?: number
+}
+
+/**
+ * One element of a batch. NOTE the difference from `node:dgram`: in `socket.send(array)` here
+ * the array is a *batch* (one datagram per element); in dgram's `send(array)` an array is *one*
+ * datagram gathered from pieces. Gather pieces here with `{ data: [a, b] }`.
+ */
+export type BatchEntry = Payload | OutgoingMessage
+
+/** Messages with no destination of their own go to the connected peer. */
+export const CONNECTED = 0xffffffff
+
+/** Most messages one batch may hold. */
+export const MAX_BATCH = 1 << 24
+/** Most pieces one datagram may gather (IOV_MAX). */
+export const MAX_PIECES = 1024
+
+/** Turns one payload into a `Uint8Array` over the same memory (strings are encoded). */
+export function toView(value: unknown, name: string): Uint8Array {
+  if (value instanceof Uint8Array) return value
+  if (typeof value === 'string') return Buffer.from(value, 'utf8')
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+  if (value instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && value instanceof SharedArrayBuffer)) {
+    return new Uint8Array(value)
+  }
+  throw invalidArgType(name, 'of type string or an instance of Buffer, TypedArray, DataView or ArrayBuffer', value)
+}
+
+/** Checks a port for sending: an integer 1–65535 (dgram's rule). */
+export function checkSendPort(port: unknown, name = 'port'): number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    if (typeof port !== 'number' && typeof port !== 'string') {
+      throw invalidArgType(name, 'of type number', port)
+    }
+    throw rangeError('ERR_SOCKET_BAD_PORT', `${name === 'port' ? 'Port' : name} should be > 0 and < 65536.${received(port)}`)
+  }
+  return port
+}
+
+/** Checks a port for binding: an integer 0–65535. */
+export function checkBindPort(port: unknown): number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw rangeError('ERR_SOCKET_BAD_PORT', `Port should be >= 0 and < 65536.${received(port)}`)
+  }
+  return port
+}
+
+export function checkAddress(address: unknown, name: string): string {
+  if (typeof address !== 'string') throw invalidArgType(name, 'of type string', address)
+  return address
+}
+
+/** A batch ready for the binding. */
+export interface Plan {
+  views: Uint8Array[]
+  /** Pieces per message, or null when every message is one piece. */
+  pieceCounts: Uint32Array | null
+  /** Destination index per message (CONNECTED: the peer), or null when all go to destination 0 (or the peer if there is none). */
+  destinations: Uint32Array | null
+  addresses: string[]
+  ports: number[]
+  /** Messages in the batch. */
+  count: number
+  /** Indexes into `addresses` that are hostnames still to resolve. */
+  unresolved: number[]
+}
+
+/** Reads a batch of entries into a plan. Throws TypeError/RangeError for bad input. */
+export function planBatch(entries: unknown, port: unknown, address: unknown, loopback: string): Plan {
+  if (!Array.isArray(entries)) {
+    throw invalidArgType('messages', 'an array of payloads or { data, address, port } messages', entries)
+  }
+  const count = entries.length
+  if (count > MAX_BATCH) throw rangeError('ERR_OUT_OF_RANGE', `A batch may hold at most ${MAX_BATCH} messages; got ${count}`)
+  const addresses: string[] = []
+  const ports: number[] = []
+  const unresolved: number[] = []
+  const keys = new Map<string, number>()
+  const addDestination = (a: string, p: number): number => {
+    const key = `${p} ${a}`
+    let index = keys.get(key)
+    if (index === undefined) {
+      index = addresses.length
+      keys.set(key, index)
+      addresses.push(a)
+      ports.push(p)
+      if (isIP(a) === 0) unresolved.push(index)
+    }
+    return index
+  }
+  let defaultDestination = CONNECTED
+  if (port !== undefined && port !== null) {
+    const p = checkSendPort(port)
+    const a = address === undefined || address === null ? loopback : checkAddress(address, 'address')
+    defaultDestination = addDestination(a, p)
+  } else if (address !== undefined && address !== null) {
+    throw invalidArgType('port', 'of type number', port)
+  }
+  const views: Uint8Array[] = new Array<Uint8Array>(count)
+  let pieceCounts: Uint32Array | null = null
+  let destinations: Uint32Array | null = null
+  let pieces = 0
+  for (let i = 0; i < count; i++) {
+    const entry: unknown = entries[i]
+    if (entry instanceof Uint8Array) {
+      // The common case: one Buffer per datagram, to the call's destination.
+      if (pieceCounts !== null) pieceCounts[i] = 1
+      if (destinations !== null) destinations[i] = defaultDestination
+      views[pieces++] = entry
+      continue
+    }
+    if (typeof entry === 'string' || ArrayBuffer.isView(entry) || entry instanceof ArrayBuffer) {
+      if (pieceCounts !== null) pieceCounts[i] = 1
+      if (destinations !== null) destinations[i] = defaultDestination
+      views[pieces++] = toView(entry, `messages[${i}]`)
+      continue
+    }
+    if (entry === null || typeof entry !== 'object') {
+      throw invalidArgType(`messages[${i}]`, 'a payload (string, Buffer, TypedArray, DataView, ArrayBuffer) or { data, address, port }', entry)
+    }
+    const message = entry as OutgoingMessage
+    const body: unknown = message.data !== undefined ? message.data : message.buffers
+    const mPort: unknown = message.port
+    const mAddress: unknown = message.address
+    let destination = defaultDestination
+    if (mPort !== undefined && mPort !== null) {
+      const p = checkSendPort(mPort, `messages[${i}].port`)
+      const a = mAddress === undefined || mAddress === null ? loopback : checkAddress(mAddress, `messages[${i}].address`)
+      destination = addDestination(a, p)
+    } else if (mAddress !== undefined && mAddress !== null) {
+      checkAddress(mAddress, `messages[${i}].address`)
+      if (defaultDestination === CONNECTED) {
+        throw invalidArgType(`messages[${i}].port`, 'of type number (an address needs a port)', mPort)
+      }
+      destination = addDestination(mAddress as string, ports[defaultDestination] as number)
+    }
+    if (destination !== defaultDestination && destinations === null) {
+      destinations = new Uint32Array(count).fill(defaultDestination, 0, i)
+    }
+    if (destinations !== null) destinations[i] = destination
+    if (Array.isArray(body)) {
+      const n = body.length
+      if (n > MAX_PIECES) throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}] gathers ${n} pieces; at most ${MAX_PIECES} (IOV_MAX) are allowed`)
+      if (pieceCounts === null) pieceCounts = new Uint32Array(count).fill(1, 0, i)
+      pieceCounts[i] = n
+      if (views.length < pieces + n) views.length = pieces + n
+      for (let j = 0; j < n; j++) views[pieces++] = toView(body[j], `messages[${i}].data[${j}]`)
+    } else {
+      if (body === undefined) throw invalidArgType(`messages[${i}].data`, 'a payload or a list of payloads', body)
+      if (pieceCounts !== null) pieceCounts[i] = 1
+      if (views.length < pieces + 1) views.length = pieces + 1
+      views[pieces++] = toView(body, `messages[${i}].data`)
+    }
+  }
+  views.length = pieces
+  if (destinations === null && defaultDestination === CONNECTED && addresses.length > 0) {
+    // Only per-message destinations matched the (absent) default: never happens, but keep
+    // "no destinations array" meaning "all to destination 0" exact.
+    destinations = new Uint32Array(count).fill(CONNECTED)
+  }
+  return { views, pieceCounts, destinations, addresses, ports, count, unresolved }
+}
+
+/** A plan of one packed buffer cut into datagrams by `lengths` (no copy). */
+export function planPacked(packed: unknown, lengths: unknown, port: unknown, address: unknown, loopback: string): Plan {
+  const view = toView(packed, 'packed')
+  let list: Uint32Array
+  if (lengths instanceof Uint32Array) {
+    list = lengths.slice() // our own copy: a SharedArrayBuffer rewritten meanwhile cannot change it
+  } else if (Array.isArray(lengths)) {
+    list = new Uint32Array(lengths.length)
+    for (let i = 0; i < lengths.length; i++) {
+      const n: unknown = lengths[i]
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+        throw rangeError('ERR_OUT_OF_RANGE', `lengths[${i}] must be an integer from 0 to 4294967295.${received(n)}`)
+      }
+      list[i] = n
+    }
+  } else {
+    throw invalidArgType('lengths', 'an instance of Uint32Array or an array of integers', lengths)
+  }
+  if (list.length > MAX_BATCH) throw rangeError('ERR_OUT_OF_RANGE', `At most ${MAX_BATCH} lengths; got ${list.length}`)
+  let total = 0
+  for (let i = 0; i < list.length; i++) total += list[i] as number
+  if (total > view.byteLength) {
+    throw rangeError('ERR_BUFFER_OUT_OF_BOUNDS', `The lengths add up to ${total} bytes but the packed buffer holds ${view.byteLength}`)
+  }
+  const views = new Array<Uint8Array>(list.length)
+  let offset = 0
+  for (let i = 0; i < list.length; i++) {
+    const n = list[i] as number
+    views[i] = view.subarray(offset, offset + n)
+    offset += n
+  }
+  const plan = planBatch([], port, address, loopback)
+  plan.views = views
+  plan.count = list.length
+  return plan
+}
+
+/** Checks send flags (MSG_MORE is refused: it would merge the batch's datagrams). */
+export function checkFlags(flags: unknown): number {
+  if (flags === undefined || flags === null) return 0
+  if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 0x7fffffff) {
+    throw rangeError('ERR_OUT_OF_RANGE', `The value of "flags" is out of range. It must be an integer >= 0.${received(flags)}`)
+  }
+  if (flags & 0x8000) {
+    throw rangeError('ERR_OUT_OF_RANGE', 'MSG_MORE is not supported for batches: it would merge datagrams to different destinations into one')
+  }
+  return flags
+}
+
+export { typeError }

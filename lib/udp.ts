@@ -1,0 +1,970 @@
+// UdpSocket: the package's batch socket, an EventEmitter with node:dgram's habits over the
+// native handle (lib/native.ts → src/socket.rs → crates/mmsg-core).
+//
+// Every user value is read here, once, into a plan (lib/payload.ts); the binding is handed
+// only arrays this module made. Sends that have to wait for the kernel keep their plan (never
+// the user's objects) in a queue and resume from exactly the message where they stopped.
+import { EventEmitter } from 'node:events'
+import { lookup as dnsLookup } from 'node:dns'
+import { isIP } from 'node:net'
+
+import { native, type NativeSocket } from './native'
+import {
+  codedError,
+  fromNative,
+  invalidArgType,
+  outOfRange,
+  rangeError,
+  SendError,
+  typeError,
+} from './errors'
+import { checkAddress, checkBindPort, checkFlags, planBatch, planPacked, toView, type BatchEntry, type Plan } from './payload'
+import { ReceiveSlab, type Datagram, type RemoteInfo } from './receive'
+
+export type SocketType = 'udp4' | 'udp6'
+
+/** `dns.lookup`'s shape, as `node:dgram`'s `lookup` option takes it. */
+export type LookupFunction = (
+  hostname: string,
+  options: { family: number; all?: false },
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+) => void
+
+/** Options for {@link createSocket}, like `dgram.createSocket`'s. */
+export interface UdpSocketOptions {
+  type: SocketType
+  /** `SO_REUSEADDR`. */
+  reuseAddr?: boolean
+  /** `SO_REUSEPORT`: several sockets share a port and the kernel spreads datagrams. */
+  reusePort?: boolean
+  /** `IPV6_V6ONLY` (udp6). */
+  ipv6Only?: boolean
+  /** `SO_RCVBUF` in bytes. */
+  recvBufferSize?: number
+  /** `SO_SNDBUF` in bytes. */
+  sendBufferSize?: number
+  /** Resolves hostnames (default `dns.lookup`), once per distinct name per batch. */
+  lookup?: LookupFunction
+  /** Aborting it closes the socket, as with dgram. */
+  signal?: AbortSignal
+  /** Receive memory: at most `maxDatagrams` (1–1024, default 64) of at most `maxSize` bytes (default 65535) per batch. */
+  receive?: { maxDatagrams?: number; maxSize?: number }
+}
+
+/** What `address()` returns. */
+export interface AddressInfo {
+  address: string
+  family: 'IPv4' | 'IPv6'
+  port: number
+}
+
+/** Reusable receive memory for {@link UdpSocket.tryRecvBatch} / {@link UdpSocket.onBatch}. */
+export interface RecvBatch {
+  /** Datagrams filled by the last receive. */
+  count: number
+  readonly maxDatagrams: number
+  readonly slotSize: number
+  /** Datagram `i` is `data.subarray(i * slotSize, i * slotSize + lengths[i])`. */
+  readonly data: Buffer
+  readonly lengths: Uint32Array
+  readonly ports: Uint16Array
+  /** Sender of datagram `i`: bytes `16i..16i+16` (IPv4 as `::ffff:a.b.c.d`). */
+  readonly addresses: Uint8Array
+  readonly scopeIds: Uint32Array
+  /** Bit 1: truncated; bit 2: IPv6 sender; bit 4: no sender address. */
+  readonly flags: Uint8Array
+  /** Sender of datagram `i` as a string. */
+  address(i: number): string
+  /** Datagram `i`'s bytes (a view into `data`, valid until the next receive). */
+  datagram(i: number): Buffer
+  /** The kernel's drop count for the socket as of the last receive. */
+  drops: number
+}
+
+const READABLE = 1
+const WRITABLE = 2
+const ERROR = 4
+const DEFAULT_MAX_DATAGRAMS = 64
+const DEFAULT_MAX_SIZE = 65535
+const FIRST_CAPACITY = 8
+/** Receive batches handled per wake-up before yielding to the event loop. */
+const BATCHES_PER_WAKE = 16
+
+const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
+const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose')
+
+interface PendingSend {
+  plan: Plan
+  flags: number
+  /** Next message to send. */
+  next: number
+  resolve: (sent: number) => void
+  reject: (error: unknown) => void
+}
+
+function checkCount(value: unknown, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number') throw invalidArgType(name, 'of type number', value)
+  if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, value)
+  return value
+}
+
+function checkBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
+  return value
+}
+
+function notRunning(): Error {
+  return codedError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running')
+}
+
+/**
+ * A UDP socket that sends and receives batches: one `sendmmsg(2)`/`recvmmsg(2)` per up to
+ * 1024 datagrams, zero-copy on send.
+ *
+ * Events: `'listening'`, `'connect'`, `'messages'` (`Datagram[]` per receive batch),
+ * `'message'` (`(msg: Buffer, rinfo)` per datagram, dgram's shape), `'error'`, `'close'`.
+ * Adding a `'message'`/`'messages'` listener starts receiving (binding an unbound socket to an
+ * ephemeral port, as dgram does).
+ */
+export class UdpSocket extends EventEmitter {
+  /** `'udp4'` or `'udp6'`. */
+  readonly type: SocketType
+  #native: NativeSocket
+  #closed = false
+  #watching = false
+  #refed = true
+  #bound = false
+  #connected = false
+  #lookup: LookupFunction
+  #maxDatagrams: number
+  #maxSize: number
+  #slab: ReceiveSlab | null = null
+  #queue: PendingSend[] = []
+  #batchReceiver: { batch: RecvBatchImpl; handler: (batch: RecvBatch) => void } | null = null
+  #iterators = 0
+  #iteratorQueue: Datagram[][] = []
+  #iteratorWaiters: Array<(r: IteratorResult<Datagram[]>) => void> = []
+  #paused = false
+  #armedRead = false
+  #armedWrite = false
+  #drainScheduled = false
+
+  /** Use {@link createSocket} (or `new UdpSocket('udp4')`). */
+  constructor(typeOrOptions: SocketType | UdpSocketOptions, fromFd?: number) {
+    super()
+    const options: UdpSocketOptions = typeof typeOrOptions === 'string' ? { type: typeOrOptions } : typeOrOptions
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
+    const type = options.type
+    if (type !== 'udp4' && type !== 'udp6') {
+      throw typeError('ERR_SOCKET_BAD_TYPE', 'Bad socket type specified. Valid types are: udp4, udp6')
+    }
+    this.type = type
+    const lookup = options.lookup ?? (dnsLookup as unknown as LookupFunction)
+    if (typeof lookup !== 'function') throw invalidArgType('options.lookup', 'of type function', lookup)
+    this.#lookup = lookup
+    const receive = options.receive ?? {}
+    this.#maxDatagrams = checkCount(receive.maxDatagrams, 'receive.maxDatagrams', 1, 1024, DEFAULT_MAX_DATAGRAMS)
+    this.#maxSize = checkCount(receive.maxSize, 'receive.maxSize', 1, 65535, DEFAULT_MAX_SIZE)
+    const sizes = [options.sendBufferSize, options.recvBufferSize].map((v, i) =>
+      checkCount(v, i === 0 ? 'sendBufferSize' : 'recvBufferSize', 1, 0x7fffffff, 0),
+    )
+    try {
+      if (fromFd !== undefined) {
+        this.#native = native.NativeSocket.fromFd(fromFd)
+        if (this.#native.family() !== (type === 'udp6' ? 6 : 4)) {
+          this.#native.close()
+          throw typeError('ERR_INVALID_ARG_VALUE', `The descriptor is not a ${type} socket`)
+        }
+        this.#bound = this.#native.localAddress().port !== 0
+      } else {
+        this.#native = new native.NativeSocket(
+          type === 'udp6' ? 6 : 4,
+          options.reuseAddr === true,
+          options.reusePort === true,
+          options.ipv6Only === undefined ? -1 : options.ipv6Only ? 1 : 0,
+          sizes[0] as number,
+          sizes[1] as number,
+        )
+      }
+    } catch (error) {
+      throw fromNative(error)
+    }
+    const signal = options.signal
+    if (signal !== undefined) {
+      if (signal === null || typeof signal !== 'object' || !('aborted' in signal)) {
+        throw invalidArgType('options.signal', 'an instance of AbortSignal', signal)
+      }
+      if (signal.aborted) {
+        process.nextTick(() => {
+          if (!this.#closed) this.close()
+        })
+      } else {
+        const onAbort = (): void => {
+          if (!this.#closed) this.close()
+        }
+        signal.addEventListener('abort', onAbort, { once: true })
+        this.once('close', () => signal.removeEventListener('abort', onAbort))
+      }
+    }
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'message' || event === 'messages') process.nextTick(() => this.#updateReceiving())
+    })
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'message' || event === 'messages') this.#updateReceiving()
+    })
+  }
+
+  /**
+   * Wraps (a private duplicate of) an existing UDP socket descriptor, e.g. a bound
+   * `node:dgram` socket's. The type must match the descriptor's family.
+   */
+  static fromFd(fd: number, typeOrOptions: SocketType | UdpSocketOptions): UdpSocket {
+    if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) throw invalidArgType('fd', 'a non-negative integer', fd)
+    return new UdpSocket(typeOrOptions, fd)
+  }
+
+  /** A descriptor for this socket (a duplicate: closing it does not close the socket). */
+  get fd(): number {
+    this.#checkOpen()
+    return this.#call(() => this.#native.fd())
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** The kernel's count of datagrams it dropped on this socket (full receive queue). */
+  get dropCount(): number {
+    if (this.#closed) return 0
+    return this.#native.drops()
+  }
+
+  /** Whether GSO (`UDP_SEGMENT`) is available on this socket. */
+  get gso(): 'unknown' | 'available' | 'unavailable' {
+    if (this.#closed) return 'unknown'
+    return (['unknown', 'available', 'unavailable'] as const)[this.#native.gso()] ?? 'unknown'
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw notRunning()
+  }
+
+  #call<T>(body: () => T): T {
+    try {
+      return body()
+    } catch (error) {
+      throw fromNative(error)
+    }
+  }
+
+  #loopback(): string {
+    return this.type === 'udp6' ? '::1' : '127.0.0.1'
+  }
+
+  /**
+   * Binds to `port` (0 or omitted: ephemeral) and `address` (default: all interfaces). With an
+   * IP literal this is synchronous: `address().port` is known on return and `'listening'`
+   * follows on the next tick; a hostname is resolved first. Errors with a literal throw; with a
+   * hostname they are `'error'` events. `callback` is added as a `'listening'` listener.
+   */
+  bind(port?: number, address?: string, callback?: () => void): this {
+    this.#checkOpen()
+    if (this.#bound) throw codedError('ERR_SOCKET_ALREADY_BOUND', 'Socket is already bound')
+    const p = port === undefined ? 0 : checkBindPort(port)
+    const a = address === undefined ? (this.type === 'udp6' ? '::' : '0.0.0.0') : checkAddress(address, 'address')
+    if (callback !== undefined) {
+      if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+      this.once('listening', callback)
+    }
+    if (isIP(a) !== 0) {
+      this.#call(() => this.#native.bind(a, p))
+      this.#bound = true
+      process.nextTick(() => this.emit('listening'))
+      return this
+    }
+    this.#bound = true // a second bind() while this one resolves is refused, as in dgram
+    this.#resolve(a, (error, ip) => {
+      if (this.#closed) return
+      if (error) {
+        this.#bound = false
+        this.emit('error', error)
+        return
+      }
+      try {
+        this.#native.bind(ip, p)
+      } catch (e) {
+        this.#bound = false
+        this.emit('error', fromNative(e))
+        return
+      }
+      this.emit('listening')
+    })
+    return this
+  }
+
+  /**
+   * Associates the socket with one peer: sends without a destination go there, and only its
+   * datagrams are received. Emits `'connect'` (and calls `callback`).
+   */
+  connect(port: number, address?: string, callback?: () => void): this {
+    this.#checkOpen()
+    if (this.#connected) throw codedError('ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected')
+    const p = checkBindPort(port)
+    if (p === 0) throw rangeError('ERR_SOCKET_BAD_PORT', 'Port should be > 0 and < 65536. Received type number (0).')
+    const a = address === undefined ? this.#loopback() : checkAddress(address, 'address')
+    if (callback !== undefined) this.once('connect', callback)
+    this.#connected = true
+    const finish = (ip: string): void => {
+      try {
+        this.#native.connect(ip, p)
+        this.#bound = true
+      } catch (e) {
+        this.#connected = false
+        throw fromNative(e)
+      }
+    }
+    if (isIP(a) !== 0) {
+      finish(a)
+      process.nextTick(() => this.emit('connect'))
+      return this
+    }
+    this.#resolve(a, (error, ip) => {
+      if (this.#closed) return
+      if (error) {
+        this.#connected = false
+        this.emit('error', error)
+        return
+      }
+      try {
+        finish(ip)
+      } catch (e) {
+        this.emit('error', e)
+        return
+      }
+      this.emit('connect')
+    })
+    return this
+  }
+
+  /** Dissolves the association made by `connect`. */
+  disconnect(): void {
+    this.#checkOpen()
+    if (!this.#connected) throw codedError('ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected')
+    this.#call(() => this.#native.disconnect())
+    this.#connected = false
+  }
+
+  /** The local address (`getsockname`). */
+  address(): AddressInfo {
+    this.#checkOpen()
+    return this.#call(() => this.#native.localAddress()) as AddressInfo
+  }
+
+  /** The connected peer (`getpeername`). */
+  remoteAddress(): AddressInfo {
+    this.#checkOpen()
+    if (!this.#connected) throw codedError('ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected')
+    return this.#call(() => this.#native.remoteAddress()) as AddressInfo
+  }
+
+  #resolve(name: string, done: (error: Error | null, ip: string) => void): void {
+    this.#lookup(name, { family: this.type === 'udp6' ? 6 : 4 }, (error, ip) => {
+      if (error) done(error, '')
+      else done(null, ip)
+    })
+  }
+
+  // ---- sending -----------------------------------------------------------------------------
+
+  /**
+   * Sends a batch now, without waiting: one datagram per element (see {@link BatchEntry}) to
+   * `port`/`address` (IP literals; a `port` alone means loopback), or to each message's own
+   * destination, or to the connected peer. Returns how many were sent: fewer than the batch
+   * only when the kernel's send buffer is full (send the rest later, or use `send`). A
+   * failing message throws a {@link SendError} (`index`, `sent`). While `send()`s are queued,
+   * returns 0 (after validating) so that datagrams leave in call order.
+   */
+  trySend(messages: readonly BatchEntry[], port?: number, address?: string, flags?: number): number {
+    this.#checkOpen()
+    const plan = planBatch(messages, port, address, this.#loopback())
+    const f = checkFlags(flags)
+    if (plan.unresolved.length > 0) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `trySend() needs IP addresses; "${plan.addresses[plan.unresolved[0] as number]}" is a hostname: use send(), which resolves it`)
+    }
+    if (this.#queue.length > 0) return 0
+    return this.#sendNow(plan, 0, f)
+  }
+
+  /**
+   * Sends a batch, waiting (epoll, no busy loop) whenever the kernel's send buffer is full.
+   * Hostnames are resolved first (each distinct name once). Resolves with the batch's length;
+   * a failing message rejects with a {@link SendError}. Buffers must not change until it settles.
+   */
+  send(messages: readonly BatchEntry[], port?: number, address?: string, flags?: number): Promise<number> {
+    try {
+      this.#checkOpen()
+      const plan = planBatch(messages, port, address, this.#loopback())
+      return this.#sendPlan(plan, checkFlags(flags))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Like `trySend`, for one packed buffer cut into datagrams by `lengths` (no copy). */
+  trySendPacked(packed: Uint8Array, lengths: Uint32Array | readonly number[], port?: number, address?: string, flags?: number): number {
+    this.#checkOpen()
+    const plan = planPacked(packed, lengths, port, address, this.#loopback())
+    const f = checkFlags(flags)
+    if (plan.unresolved.length > 0) throw typeError('ERR_INVALID_ARG_VALUE', 'trySendPacked() needs an IP address; use sendPacked() for hostnames')
+    if (this.#queue.length > 0) return 0
+    return this.#sendNow(plan, 0, f)
+  }
+
+  /** Like `send`, for one packed buffer cut into datagrams by `lengths`. */
+  sendPacked(packed: Uint8Array, lengths: Uint32Array | readonly number[], port?: number, address?: string, flags?: number): Promise<number> {
+    try {
+      this.#checkOpen()
+      return this.#sendPlan(planPacked(packed, lengths, port, address, this.#loopback()), checkFlags(flags))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /**
+   * Sends `payload` as datagrams of `segmentSize` bytes (the last may be shorter) to one
+   * destination, with GSO (`UDP_SEGMENT`, up to 64 per send) where the kernel supports it and
+   * plain batches otherwise. Returns datagrams sent (fewer: the send buffer is full).
+   */
+  trySendSegmented(payload: Uint8Array, segmentSize: number, port?: number, address?: string, flags?: number): number {
+    this.#checkOpen()
+    const view = toView(payload, 'payload')
+    const size = checkCount(segmentSize, 'segmentSize', 1, 65535, 0)
+    const plan = planBatch([], port, address, this.#loopback())
+    const f = checkFlags(flags)
+    if (plan.unresolved.length > 0) throw typeError('ERR_INVALID_ARG_VALUE', 'trySendSegmented() needs an IP address')
+    if (this.#queue.length > 0) return 0
+    const to = plan.addresses.length > 0 ? plan.addresses[0] as string : null
+    const toPort = plan.ports.length > 0 ? plan.ports[0] as number : 0
+    try {
+      return this.#native.sendSegmented(view, size, to, toPort, f)
+    } catch (error) {
+      throw fromNative(error, 0, () => ({ address: to ?? undefined, port: to === null ? undefined : toPort }))
+    }
+  }
+
+  #locate(plan: Plan): (index: number) => { address?: string; port?: number } {
+    return (index) => {
+      const d = plan.destinations ? plan.destinations[index] : plan.addresses.length > 0 ? 0 : undefined
+      if (d === undefined || d >= plan.addresses.length) return {}
+      return { address: plan.addresses[d], port: plan.ports[d] }
+    }
+  }
+
+  #sendNow(plan: Plan, from: number, flags: number): number {
+    try {
+      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags)
+    } catch (error) {
+      throw fromNative(error, 0, this.#locate(plan))
+    }
+  }
+
+  async #sendPlan(plan: Plan, flags: number): Promise<number> {
+    if (plan.unresolved.length > 0) await this.#resolvePlan(plan)
+    if (this.#closed) throw notRunning()
+    if (plan.count === 0) return 0
+    if (this.#queue.length === 0) {
+      const sent = this.#sendNow(plan, 0, flags)
+      if (sent >= plan.count) return sent
+      return new Promise<number>((resolve, reject) => {
+        this.#queue.push({ plan, flags, next: sent, resolve, reject })
+        this.#updateInterest()
+      })
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.#queue.push({ plan, flags, next: 0, resolve, reject })
+      this.#updateInterest()
+    })
+  }
+
+  async #resolvePlan(plan: Plan): Promise<void> {
+    const names = new Map<string, Promise<string>>()
+    for (const index of plan.unresolved) {
+      const name = plan.addresses[index] as string
+      let ip = names.get(name)
+      if (ip === undefined) {
+        ip = new Promise<string>((resolve, reject) => this.#resolve(name, (e, a) => (e ? reject(e) : resolve(a))))
+        names.set(name, ip)
+      }
+      plan.addresses[index] = await ip
+    }
+    plan.unresolved = []
+  }
+
+  /** Flushes queued sends in order while the kernel takes them. */
+  #flushQueue(): void {
+    while (this.#queue.length > 0 && !this.#closed) {
+      const head = this.#queue[0] as PendingSend
+      let sent: number
+      try {
+        sent = this.#native.send(head.plan.views, head.plan.pieceCounts, head.plan.destinations, head.plan.addresses, head.plan.ports, head.next, head.flags)
+      } catch (error) {
+        this.#queue.shift()
+        head.reject(fromNative(error, 0, this.#locate(head.plan)))
+        continue
+      }
+      head.next = sent
+      if (sent < head.plan.count) return // still blocked: wait for the next writable event
+      this.#queue.shift()
+      head.resolve(sent)
+    }
+  }
+
+  /** Bytes waiting in queued `send()`s (dgram's `getSendQueueSize`). */
+  getSendQueueSize(): number {
+    let bytes = 0
+    for (const pending of this.#queue) for (const v of pending.plan.views) bytes += v.byteLength
+    return bytes
+  }
+
+  /** Queued `send()` calls (dgram's `getSendQueueCount`). */
+  getSendQueueCount(): number {
+    return this.#queue.length
+  }
+
+  // ---- receiving ---------------------------------------------------------------------------
+
+  /** Takes what is queued right now (at most `maxDatagrams`), without waiting. */
+  tryRecv(maxDatagrams?: number, maxSize?: number): Datagram[] {
+    this.#checkOpen()
+    const max = checkCount(maxDatagrams, 'maxDatagrams', 1, 1024, this.#maxDatagrams)
+    const size = checkCount(maxSize, 'maxSize', 1, 65535, this.#maxSize)
+    const slab = new ReceiveSlab(max, size)
+    const n = this.#recvInto(slab)
+    const out: Datagram[] = new Array<Datagram>(n)
+    const v6 = this.type === 'udp6'
+    for (let i = 0; i < n; i++) out[i] = slab.datagram(i, v6)
+    return out
+  }
+
+  /** Fills `batch` with what is queued right now; returns (and sets `batch.count` to) the count. */
+  tryRecvBatch(batch: RecvBatch): number {
+    this.#checkOpen()
+    const impl = checkBatch(batch)
+    const n = this.#recvInto(impl.slab)
+    impl.count = n
+    impl.drops = this.#native.drops()
+    return n
+  }
+
+  /**
+   * Zero-allocation receive: `handler(batch)` is called with the same `batch` refilled for
+   * every receive. Replaces any previous `onBatch`; `stopReceiving()` ends it.
+   */
+  onBatch(batch: RecvBatch, handler: (batch: RecvBatch) => void): void {
+    this.#checkOpen()
+    const impl = checkBatch(batch)
+    if (typeof handler !== 'function') throw invalidArgType('handler', 'of type function', handler)
+    this.#batchReceiver = { batch: impl, handler }
+    this.#updateReceiving()
+  }
+
+  /** Stops `onBatch` delivery (listeners for `'message'`/`'messages'` stay). */
+  stopReceiving(): void {
+    this.#batchReceiver = null
+    this.#updateReceiving()
+  }
+
+  /** Lets the kernel coalesce received datagrams (`UDP_GRO`); they are split back, one entry each. */
+  setGro(on: boolean): void {
+    this.#checkOpen()
+    checkBoolean(on, 'on')
+    this.#call(() => this.#native.setGro(on))
+  }
+
+  #recvInto(slab: ReceiveSlab): number {
+    try {
+      return this.#native.recv(slab.data, slab.slotSize, slab.lengths, slab.ports, slab.addresses, slab.scopeIds, slab.flags)
+    } catch (error) {
+      throw fromNative(error)
+    }
+  }
+
+  #wantsRead(): boolean {
+    return !this.#closed && !this.#paused && (
+      this.#batchReceiver !== null || this.#iterators > 0 ||
+      this.listenerCount('message') > 0 || this.listenerCount('messages') > 0)
+  }
+
+  #updateReceiving(): void {
+    if (this.#closed) return
+    if (this.#wantsRead() && !this.#bound) {
+      // As dgram: receiving on an unbound socket binds it to an ephemeral port.
+      try {
+        this.bind()
+      } catch (error) {
+        process.nextTick(() => this.emit('error', error))
+        return
+      }
+    }
+    this.#updateInterest()
+  }
+
+  #updateInterest(): void {
+    if (this.#closed) return
+    const read = this.#wantsRead()
+    const write = this.#queue.length > 0
+    if (read && this.#native.buffered() > 0) {
+      this.#scheduleDrain()
+    }
+    if (read === this.#armedRead && write === this.#armedWrite && (read || write) === false) return
+    if (!this.#watching) {
+      if (!read && !write) return
+      this.#native.watch((bits) => this.#onReady(bits))
+      this.#watching = true
+      if (!this.#refed) this.#native.setRef(false)
+    }
+    this.#armedRead = read
+    this.#armedWrite = write
+    this.#native.arm(read, write)
+  }
+
+  #scheduleDrain(): void {
+    if (this.#drainScheduled) return
+    this.#drainScheduled = true
+    setImmediate(() => {
+      this.#drainScheduled = false
+      if (!this.#closed && this.#wantsRead()) this.#drain()
+      this.#updateInterest()
+    })
+  }
+
+  #onReady(bits: number): void {
+    // One-shot: nothing is armed now until #updateInterest re-arms.
+    this.#armedRead = false
+    this.#armedWrite = false
+    if (this.#closed) return
+    try {
+      if (bits & (WRITABLE | ERROR)) this.#flushQueue()
+      if (bits & (READABLE | ERROR) && this.#wantsRead()) this.#drain()
+    } finally {
+      this.#updateInterest()
+    }
+  }
+
+  #slabFor(): ReceiveSlab {
+    let slab = this.#slab
+    if (slab === null) {
+      slab = new ReceiveSlab(Math.min(FIRST_CAPACITY, this.#maxDatagrams), this.#maxSize)
+      this.#slab = slab
+    }
+    return slab
+  }
+
+  /** Reads batches while datagrams are queued (bounded per wake-up) and delivers them. */
+  #drain(): void {
+    for (let round = 0; round < BATCHES_PER_WAKE && this.#wantsRead(); round++) {
+      const receiver = this.#batchReceiver
+      const slab = receiver !== null ? receiver.batch.slab : this.#slabFor()
+      let n: number
+      try {
+        n = this.#native.recv(slab.data, slab.slotSize, slab.lengths, slab.ports, slab.addresses, slab.scopeIds, slab.flags)
+      } catch (error) {
+        const e = fromNative(error) as Error & { syscall?: string }
+        if (e.syscall === 'recvmmsg') e.syscall = 'recvmsg'
+        this.emit('error', e)
+        return
+      }
+      if (n === 0) return
+      if (receiver !== null) {
+        receiver.batch.count = n
+        receiver.batch.drops = this.#native.drops()
+        receiver.handler(receiver.batch)
+      } else {
+        this.#deliver(slab, n)
+      }
+      if (n < slab.capacity) return
+      // A full batch: more is probably queued. Grow toward maxDatagrams (memory follows traffic).
+      if (receiver === null && slab.capacity < this.#maxDatagrams) {
+        this.#slab = new ReceiveSlab(Math.min(slab.capacity * 4, this.#maxDatagrams), this.#maxSize)
+      }
+    }
+    if (this.#native.buffered() > 0) this.#scheduleDrain()
+  }
+
+  #deliver(slab: ReceiveSlab, n: number): void {
+    const v6 = this.type === 'udp6'
+    const wantBatch = this.listenerCount('messages') > 0 || this.#iterators > 0
+    const wantEach = this.listenerCount('message') > 0
+    const batch: Datagram[] = new Array<Datagram>(n)
+    for (let i = 0; i < n; i++) batch[i] = slab.datagram(i, v6)
+    if (wantBatch) {
+      this.emit('messages', batch)
+      if (this.#iterators > 0) this.#pushIterator(batch)
+    }
+    if (wantEach) {
+      for (let i = 0; i < n && !this.#closed; i++) {
+        const d = batch[i] as Datagram
+        const rinfo: RemoteInfo = { address: d.address, family: d.family, port: d.port, size: d.size }
+        this.emit('message', d.data, rinfo)
+      }
+    }
+  }
+
+  #pushIterator(batch: Datagram[]): void {
+    const waiter = this.#iteratorWaiters.shift()
+    if (waiter) {
+      waiter({ value: batch, done: false })
+      return
+    }
+    this.#iteratorQueue.push(batch)
+    // Back-pressure: a consumer that is behind stops the reading; the kernel queues (and,
+    // when full, drops and counts in dropCount).
+    if (this.#iteratorQueue.length >= 4 && !this.#paused) {
+      this.#paused = true
+      this.#updateInterest()
+    }
+  }
+
+  /**
+   * Receives batches with `for await`: each value is one receive batch (`Datagram[]`). A slow
+   * consumer stops the reading (the kernel queues, then drops and counts in `dropCount`).
+   * Ends when the socket closes; `break` stops receiving for this iterator.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Datagram[]> {
+    this.#checkOpen()
+    this.#iterators++
+    let done = false
+    const finish = (): void => {
+      if (done) return
+      done = true
+      this.#iterators--
+      this.off('close', onClose)
+      if (this.#iterators === 0) this.#iteratorQueue = []
+      this.#updateReceiving()
+    }
+    const onClose = (): void => {
+      for (const w of this.#iteratorWaiters.splice(0)) w({ value: undefined, done: true })
+      finish()
+    }
+    this.once('close', onClose)
+    process.nextTick(() => this.#updateReceiving())
+    const iterator: AsyncIterableIterator<Datagram[]> = {
+      next: () => {
+        if (done && this.#iteratorQueue.length === 0) return Promise.resolve({ value: undefined, done: true })
+        const queued = this.#iteratorQueue.shift()
+        if (queued !== undefined) {
+          if (this.#paused && this.#iteratorQueue.length < 2) {
+            this.#paused = false
+            this.#updateInterest()
+          }
+          return Promise.resolve({ value: queued, done: false })
+        }
+        if (this.#closed) {
+          finish()
+          return Promise.resolve({ value: undefined, done: true })
+        }
+        return new Promise((resolve) => this.#iteratorWaiters.push(resolve))
+      },
+      return: () => {
+        finish()
+        return Promise.resolve({ value: undefined, done: true })
+      },
+      [Symbol.asyncIterator]() {
+        return iterator
+      },
+    }
+    return iterator
+  }
+
+  // ---- lifetime ----------------------------------------------------------------------------
+
+  /**
+   * Closes the socket. Queued sends reject with `ERR_SOCKET_DGRAM_NOT_RUNNING` (their `sent`
+   * says how many datagrams went out); `'close'` follows on the next tick.
+   */
+  close(callback?: () => void): this {
+    if (callback !== undefined) {
+      if (typeof callback !== 'function') throw invalidArgType('callback', 'of type function', callback)
+      this.once('close', callback)
+    }
+    if (this.#closed) {
+      if (callback === undefined) throw notRunning()
+      return this
+    }
+    this.#closed = true
+    try {
+      this.#native.close()
+    } catch {
+      // Closing from inside another call on this socket cannot happen from JS; ignore.
+    }
+    for (const pending of this.#queue.splice(0)) {
+      const error = notRunning() as Error & { sent?: number }
+      error.sent = pending.next
+      pending.reject(error)
+    }
+    this.#slab = null
+    process.nextTick(() => this.emit('close'))
+    return this
+  }
+
+  /** `close()` for `using` (does nothing if already closed). */
+  [dispose](): void {
+    if (!this.#closed) this.close()
+  }
+
+  /** `close()` for `await using`: resolves once `'close'` was emitted. */
+  [asyncDispose](): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    return new Promise((resolve) => this.close(() => resolve()))
+  }
+
+  /** Lets the process exit while this socket waits (like dgram's `unref`). */
+  unref(): this {
+    this.#refed = false
+    if (!this.#closed && this.#watching) this.#native.setRef(false)
+    return this
+  }
+
+  /** Undoes `unref()`. */
+  ref(): this {
+    this.#refed = true
+    if (!this.#closed && this.#watching) this.#native.setRef(this.#armedRead || this.#armedWrite)
+    return this
+  }
+
+  // ---- options (dgram's names) -------------------------------------------------------------
+
+  #option(name: string, value: number): void {
+    this.#checkOpen()
+    this.#call(() => this.#native.setOption(name, value))
+  }
+
+  setBroadcast(flag: boolean): void {
+    this.#option('broadcast', checkBoolean(flag, 'flag') ? 1 : 0)
+  }
+
+  setTTL(ttl: number): number {
+    if (typeof ttl !== 'number') throw invalidArgType('ttl', 'of type number', ttl)
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw this.#einval('setTTL')
+    this.#option('ttl', ttl)
+    return ttl
+  }
+
+  setMulticastTTL(ttl: number): number {
+    if (typeof ttl !== 'number') throw invalidArgType('ttl', 'of type number', ttl)
+    if (!Number.isInteger(ttl) || ttl < 0 || ttl > 255) throw this.#einval('setMulticastTTL')
+    this.#option('multicastTtl', ttl)
+    return ttl
+  }
+
+  setMulticastLoopback(flag: boolean): boolean {
+    this.#option('multicastLoopback', flag ? 1 : 0)
+    return flag
+  }
+
+  setMulticastInterface(interfaceAddress: string): void {
+    this.#checkOpen()
+    checkAddress(interfaceAddress, 'interfaceAddress')
+    this.#call(() => this.#native.setMulticastInterface(interfaceAddress))
+  }
+
+  addMembership(multicastAddress: string, interfaceAddress?: string): void {
+    this.#membership(multicastAddress, interfaceAddress, true)
+  }
+
+  dropMembership(multicastAddress: string, interfaceAddress?: string): void {
+    this.#membership(multicastAddress, interfaceAddress, false)
+  }
+
+  #membership(group: string, iface: string | undefined, join: boolean): void {
+    this.#checkOpen()
+    if (typeof group !== 'string') throw codedError('ERR_MISSING_ARGS', 'The "multicastAddress" argument must be specified')
+    this.#call(() => this.#native.setMembership(group, iface ?? null, join))
+  }
+
+  setRecvBufferSize(size: number): void {
+    this.#option('recvBufferSize', checkCount(size, 'size', 1, 0x7fffffff, 0))
+  }
+
+  setSendBufferSize(size: number): void {
+    this.#option('sendBufferSize', checkCount(size, 'size', 1, 0x7fffffff, 0))
+  }
+
+  getRecvBufferSize(): number {
+    this.#checkOpen()
+    return this.#call(() => this.#native.getBufferSize(false))
+  }
+
+  getSendBufferSize(): number {
+    this.#checkOpen()
+    return this.#call(() => this.#native.getBufferSize(true))
+  }
+
+  #einval(syscall: string): Error {
+    const e = codedError('EINVAL', `${syscall} EINVAL`) as unknown as Error & { errno: number; syscall: string }
+    e.errno = -22
+    e.syscall = syscall
+    return e
+  }
+}
+
+/** Creates a {@link UdpSocket}, like `dgram.createSocket` (an optional `'messages'` listener). */
+export function createSocket(typeOrOptions: SocketType | UdpSocketOptions, onMessages?: (datagrams: Datagram[]) => void): UdpSocket {
+  const socket = new UdpSocket(typeOrOptions)
+  if (onMessages !== undefined) {
+    if (typeof onMessages !== 'function') throw invalidArgType('onMessages', 'of type function', onMessages)
+    socket.on('messages', onMessages)
+  }
+  return socket
+}
+
+// ---- RecvBatch ----------------------------------------------------------------------------------
+
+const batches = new WeakSet<object>()
+
+class RecvBatchImpl implements RecvBatch {
+  count = 0
+  drops = 0
+  readonly slab: ReceiveSlab
+  constructor(maxDatagrams: number, slotSize: number) {
+    this.slab = new ReceiveSlab(maxDatagrams, slotSize)
+  }
+  get maxDatagrams(): number { return this.slab.capacity }
+  get slotSize(): number { return this.slab.slotSize }
+  get data(): Buffer { return this.slab.data }
+  get lengths(): Uint32Array { return this.slab.lengths }
+  get ports(): Uint16Array { return this.slab.ports }
+  get addresses(): Uint8Array { return this.slab.addresses }
+  get scopeIds(): Uint32Array { return this.slab.scopeIds }
+  get flags(): Uint8Array { return this.slab.flags }
+  address(i: number): string { return this.slab.address(i) }
+  datagram(i: number): Buffer {
+    const start = i * this.slab.slotSize
+    return this.slab.data.subarray(start, start + (this.slab.lengths[i] as number))
+  }
+}
+
+/** Reusable receive memory: `maxDatagrams` (1–1024) slots of `slotSize` bytes (1–65535). */
+export function createRecvBatch(maxDatagrams: number, slotSize: number): RecvBatch {
+  const batch = new RecvBatchImpl(
+    checkCount(maxDatagrams, 'maxDatagrams', 1, 1024, 0),
+    checkCount(slotSize, 'slotSize', 1, 65535, 0),
+  )
+  batches.add(batch)
+  return batch
+}
+
+function checkBatch(batch: unknown): RecvBatchImpl {
+  if (!(batch instanceof RecvBatchImpl) || !batches.has(batch)) {
+    throw invalidArgType('batch', 'a RecvBatch from createRecvBatch()', batch)
+  }
+  if (Object.getOwnPropertyDescriptor(batch, 'count')?.writable !== true) {
+    // Its `count` must be writable, or the handler could not see what arrived.
+    throw typeError('ERR_INVALID_ARG_VALUE', 'The batch is frozen or sealed: its count could not be updated')
+  }
+  return batch
+}
+
+export { SendError }
