@@ -114,6 +114,13 @@ function checkBoolean(value: unknown, name: string): boolean {
   return value
 }
 
+/** Rethrows a listener's exception as an uncaught exception of its own (the same value). */
+function rethrowLater(error: unknown): void {
+  process.nextTick(() => {
+    throw error
+  })
+}
+
 function notRunning(): Error {
   return codedError('ERR_SOCKET_DGRAM_NOT_RUNNING', 'Not running')
 }
@@ -680,7 +687,11 @@ export class UdpSocket extends EventEmitter {
       if (receiver !== null) {
         receiver.batch.count = n
         receiver.batch.drops = this.#native.drops()
-        receiver.handler(receiver.batch)
+        try {
+          receiver.handler(receiver.batch)
+        } catch (error) {
+          rethrowLater(error)
+        }
       } else {
         this.#deliver(slab, n)
       }
@@ -699,15 +710,26 @@ export class UdpSocket extends EventEmitter {
     const wantEach = this.listenerCount('message') > 0
     const batch: Datagram[] = new Array<Datagram>(n)
     for (let i = 0; i < n; i++) batch[i] = slab.datagram(i, v6)
+    // A listener that throws must not cost the rest of the batch its delivery: as with
+    // dgram's one-event-per-datagram, the exception is rethrown on its own (uncaught) and the
+    // other datagrams are still delivered.
     if (wantBatch) {
-      this.emit('messages', batch)
+      try {
+        this.emit('messages', batch)
+      } catch (error) {
+        rethrowLater(error)
+      }
       if (this.#iterators > 0) this.#pushIterator(batch)
     }
     if (wantEach) {
       for (let i = 0; i < n && !this.#closed; i++) {
         const d = batch[i] as Datagram
         const rinfo: RemoteInfo = { address: d.address, family: d.family, port: d.port, size: d.size }
-        this.emit('message', d.data, rinfo)
+        try {
+          this.emit('message', d.data, rinfo)
+        } catch (error) {
+          rethrowLater(error)
+        }
       }
     }
   }
