@@ -3,10 +3,14 @@
 // (Node 18/20/22/24, Bun glibc and musl, x64 and arm64 under qemu). CommonJS, no dependencies,
 // loopback only.
 //
-// One trySend() batch of COUNT whole datagrams (distinct lengths and bytes), then one batch of
-// scatter/gather messages ({ buffers: [...] } -> one datagram each); a node:dgram socket receives
-// them and every byte, the count and the order are checked. Prints one "SMOKE OK ..." line, or
-// "SMOKE FAIL ..." and exits 1. Bounded by SMOKE_TIMEOUT_MS (default 10 s).
+// Uses the public API only: require('sendmmsg') -> createSocket('udp4'). One trySend() batch of
+// COUNT whole datagrams (distinct lengths and bytes), then one batch of scatter/gather messages
+// ({ data: [a, b, ...] } -> one datagram each); a node:dgram socket receives them and every byte,
+// the count and the order are checked. Then the package's other faces: `import('sendmmsg')`
+// (the ESM wrapper must hand out the very same classes as require: no dual-package hazard) and,
+// when the package ships it, require('sendmmsg/dgram') sending one datagram dgram-style.
+// Prints one "SMOKE OK ..." line, or "SMOKE FAIL ..." and exits 1. Bounded by SMOKE_TIMEOUT_MS
+// (default 10 s).
 //
 // It also reports which .node file the loader mapped into the process (from /proc/self/maps,
 // which qemu-user emulates too) and, with SMOKE_EXPECT_BINARY=<file name>, fails if it differs.
@@ -43,7 +47,7 @@ function payload (i, len) {
 }
 
 function runSmoke ({ count = COUNT, timeoutMs = TIMEOUT_MS, label = '' } = {}) {
-  const { UdpSocket } = require('sendmmsg')
+  const { createSocket } = require('sendmmsg')
   return new Promise((resolve, reject) => {
     const rx = dgram.createSocket('udp4')
     const expected = []
@@ -78,10 +82,11 @@ function runSmoke ({ count = COUNT, timeoutMs = TIMEOUT_MS, label = '' } = {}) {
     rx.bind(0, '127.0.0.1', () => {
       try {
         const rxPort = rx.address().port
-        tx = new UdpSocket('udp4')
+        tx = createSocket('udp4')
+        // with an IP literal bind() is synchronous and returns the socket
         const bound = tx.bind(0, '127.0.0.1')
         const local = tx.address()
-        if (local.port <= 0 || local.address !== '127.0.0.1' || (bound && bound.port !== local.port)) {
+        if (bound !== tx || local.port <= 0 || local.address !== '127.0.0.1') {
           throw new Error(`${label}bad local address ${JSON.stringify(local)}`)
         }
         // batch 1: COUNT whole datagrams, lengths 4..1203 bytes
@@ -95,7 +100,7 @@ function runSmoke ({ count = COUNT, timeoutMs = TIMEOUT_MS, label = '' } = {}) {
           const pieces = []
           const n = 1 + (k % 4)
           for (let p = 0; p < n; p++) pieces.push(full.subarray(Math.floor((p * full.length) / n), Math.floor(((p + 1) * full.length) / n)))
-          gathered.push({ buffers: pieces, address: '127.0.0.1', port: rxPort })
+          gathered.push({ data: pieces, address: '127.0.0.1', port: rxPort })
           expected.push(full)
         }
         const sent1 = tx.trySend(whole, rxPort, '127.0.0.1')
@@ -109,11 +114,57 @@ function runSmoke ({ count = COUNT, timeoutMs = TIMEOUT_MS, label = '' } = {}) {
   })
 }
 
+// The ESM entry must be a face of the CommonJS build, not a second copy of it.
+async function checkEsm () {
+  const cjs = require('sendmmsg')
+  const esm = await import('sendmmsg')
+  for (const name of ['createSocket', 'UdpSocket', 'SendError']) {
+    if (typeof esm[name] !== 'function') throw new Error(`import('sendmmsg') has no ${name}`)
+    if (esm[name] !== cjs[name]) throw new Error(`import('sendmmsg').${name} is not require('sendmmsg').${name} (dual-package hazard)`)
+  }
+  return 'ok'
+}
+
+// sendmmsg/dgram (node:dgram's shape): one datagram with send(msg, port, address, cb).
+// 'absent' when this build of the package does not ship dist/dgram.js.
+function checkDgram (timeoutMs = TIMEOUT_MS) {
+  let mod
+  try {
+    require.resolve('sendmmsg/dgram')
+  } catch (e) {
+    if (e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_PACKAGE_PATH_NOT_EXPORTED')) return Promise.resolve('absent')
+    throw e
+  }
+  mod = require('sendmmsg/dgram')
+  if (typeof mod.createSocket !== 'function') throw new Error("require('sendmmsg/dgram') has no createSocket")
+  return new Promise((resolve, reject) => {
+    const rx = dgram.createSocket('udp4')
+    const tx = mod.createSocket('udp4')
+    const body = Buffer.from('sendmmsg/dgram smoke')
+    const done = (err) => {
+      clearTimeout(timer)
+      try { rx.close() } catch {}
+      try { tx.close() } catch {}
+      if (err) reject(err)
+      else resolve('ok')
+    }
+    const timer = setTimeout(() => done(new Error(`sendmmsg/dgram: no datagram within ${timeoutMs} ms`)), timeoutMs)
+    rx.on('error', done)
+    tx.on('error', done)
+    rx.on('message', (msg) => done(msg.equals(body) ? null : new Error(`sendmmsg/dgram: got ${msg.length} bytes, want ${body.length}`)))
+    rx.bind(0, '127.0.0.1', () => {
+      tx.send(body, rx.address().port, '127.0.0.1', (err) => { if (err) done(err) })
+    })
+  })
+}
+
 async function main () {
   const t0 = Date.now()
   const where = `${runtimeName()} ${process.arch}`
   try {
     const { datagrams } = await runSmoke()
+    const esm = await checkEsm()
+    const dgramFace = await checkDgram()
     const bins = loadedBinaries()
     const binary = bins.map((b) => b.split('/').pop()).join(',') || 'unknown'
     const expect = process.env.SMOKE_EXPECT_BINARY
@@ -121,7 +172,7 @@ async function main () {
       console.log(`SMOKE FAIL runtime=${where} binary=${binary} error=loader picked ${bins.join(',') || 'nothing visible'}, expected ${expect}`)
       process.exit(1)
     }
-    console.log(`SMOKE OK runtime=${where} binary=${binary} datagrams=${datagrams} ms=${Date.now() - t0}`)
+    console.log(`SMOKE OK runtime=${where} binary=${binary} datagrams=${datagrams} esm=${esm} dgram=${dgramFace} ms=${Date.now() - t0}`)
     process.exit(0)
   } catch (e) {
     console.log(`SMOKE FAIL runtime=${where} error=${(e && e.stack) || e}`.replace(/\n/g, ' | '))
@@ -129,5 +180,5 @@ async function main () {
   }
 }
 
-module.exports = { runSmoke, loadedBinaries, runtimeName }
+module.exports = { runSmoke, checkEsm, checkDgram, loadedBinaries, runtimeName }
 if (require.main === module) main()

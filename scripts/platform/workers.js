@@ -52,10 +52,10 @@ async function workerMain () {
     return
   }
   // 'exit-natural' | 'exit-process' | 'terminate': open sockets, use them, leave them open
-  const { UdpSocket } = require('sendmmsg')
+  const { createSocket } = require('sendmmsg')
   const socks = []
   for (let i = 0; i < SOCKETS; i++) {
-    const s = new UdpSocket(i % 2 ? 'udp4' : { type: 'udp4' })
+    const s = createSocket(i % 2 ? 'udp4' : { type: 'udp4' })
     s.bind(0, '127.0.0.1')
     socks.push(s)
   }
