@@ -1,0 +1,267 @@
+// The send path against node:dgram as an independent receiver: bytes, counts and order.
+import test from 'ava'
+import dgram from 'node:dgram'
+import { once } from 'node:events'
+
+import { UdpSocket, createSocket, sendmmsg, trySendmmsg, MAX_MESSAGES_PER_CALL, SendError } from '../lib'
+import { dgramReceiver, dgramFd, numberedPayloads, sequenceOf, sleep } from './helpers'
+
+test('man page example: "onetwo" and "three" arrive as exactly two datagrams', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  tx.connect(rx.port, '127.0.0.1')
+  const sent = tx.trySend([{ data: [Buffer.from('one'), Buffer.from('two')] }, { buffers: Buffer.from('three') }])
+  t.is(sent, 2)
+  const got = await rx.waitFor(2)
+  t.deepEqual(got.map((m) => m.data.toString()), ['onetwo', 'three'])
+  t.is(got[0]!.port, tx.address().port)
+  tx.close()
+  rx.close()
+})
+
+test(`one call with 3000 messages (> UIO_MAXIOV = ${MAX_MESSAGES_PER_CALL}) delivers all 3000, in the order accepted`, async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  tx.bind(0, '127.0.0.1')
+  const payloads = numberedPayloads(3000, 16)
+  t.is(tx.trySend(payloads, rx.port, '127.0.0.1'), 3000)
+  const got = await rx.waitFor(3000)
+  t.is(got.length, 3000)
+  // Sequence numbers in payloads: the kernel accepted them 0..2999; loopback keeps that order.
+  const seqs = got.map((m) => sequenceOf(m.data))
+  t.false(seqs.includes(-1), 'no corrupt body')
+  t.deepEqual(seqs, seqs.slice().sort((a, b) => a - b), 'strictly in accepted order')
+  t.true(got.every((m, i) => m.data.equals(payloads[i]!)), 'every datagram, byte for byte')
+  tx.close()
+  rx.close()
+})
+
+test('IPv6: unconnected and connected sends reach a udp6 dgram receiver', async (t) => {
+  const rx = await dgramReceiver('udp6')
+  const tx = createSocket('udp6')
+  tx.bind(0, '::1')
+  t.is(tx.address().family, 'IPv6')
+  t.is(tx.trySend([Buffer.from('v6-a'), Buffer.from('v6-b')], rx.port, '::1'), 2)
+  tx.connect(rx.port, '::1')
+  t.is(tx.remoteAddress().port, rx.port)
+  t.is(tx.trySend([Buffer.from('v6-c')]), 1)
+  const got = await rx.waitFor(3)
+  t.deepEqual(got.map((m) => m.data.toString()), ['v6-a', 'v6-b', 'v6-c'])
+  t.is(got[0]!.address, '::1')
+  t.is(got[0]!.port, tx.address().port)
+  tx.close()
+  rx.close()
+})
+
+test('per-message destinations and scatter/gather in one batch; zero-length datagrams count', async (t) => {
+  const a = await dgramReceiver()
+  const b = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const header = Buffer.from('HDR:')
+  const sent = tx.trySend([
+    { data: [header, Buffer.from('to-a-1')], address: '127.0.0.1', port: a.port },
+    { data: [header, Buffer.from('to-b'), Buffer.from('!')], address: '127.0.0.1', port: b.port },
+    { data: [new Uint8Array([1, 2, 3]), Buffer.alloc(0), new Uint8Array([4])], port: a.port },
+    { data: Buffer.alloc(0), port: b.port },
+  ])
+  t.is(sent, 4)
+  const gotA = await a.waitFor(2)
+  const gotB = await b.waitFor(2)
+  t.deepEqual(gotA.map((m) => [...m.data]), [[...Buffer.from('HDR:to-a-1')], [1, 2, 3, 4]])
+  t.deepEqual(gotB.map((m) => m.data.toString()), ['HDR:to-b!', ''])
+  tx.close()
+  a.close()
+  b.close()
+})
+
+test('mixed entries: plain payloads go to the call destination, messages to their own', async (t) => {
+  const a = await dgramReceiver()
+  const b = await dgramReceiver()
+  const tx = createSocket('udp4')
+  t.is(tx.trySend([Buffer.from('a1'), { data: 'b1', port: b.port }, 'a2', { data: 'a3' }, { data: 'b2', address: '127.0.0.1', port: b.port }], a.port, '127.0.0.1'), 5)
+  t.deepEqual((await a.waitFor(3)).map((m) => m.data.toString()), ['a1', 'a2', 'a3'])
+  t.deepEqual((await b.waitFor(2)).map((m) => m.data.toString()), ['b1', 'b2'])
+  tx.close()
+  a.close()
+  b.close()
+})
+
+test('views into a larger buffer send exactly their own bytes (offsets respected)', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const big = Buffer.from('0123456789abcdef')
+  const u16 = new Uint16Array(big.buffer.slice(big.byteOffset, big.byteOffset + 16), 4, 2)
+  t.is(tx.trySend([big.subarray(2, 5), new Uint8Array(big.buffer, big.byteOffset + 10, 3), u16], rx.port, '127.0.0.1'), 3)
+  t.deepEqual((await rx.waitFor(3)).map((m) => m.data.toString()), ['234', 'abc', '4567'])
+  tx.close()
+  rx.close()
+})
+
+test('packed buffer plus lengths is cut into datagrams; lengths past the end are refused', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const packed = Buffer.from('aabbbcdddd')
+  t.is(tx.trySendPacked(packed, new Uint32Array([2, 3, 1, 4]), rx.port, '127.0.0.1'), 4)
+  t.is(tx.trySendPacked(packed, [1, 0], rx.port, '127.0.0.1'), 2)
+  t.is(await tx.sendPacked(packed, [3], rx.port, '127.0.0.1'), 1)
+  const got = await rx.waitFor(7)
+  t.deepEqual(got.map((m) => m.data.toString()), ['aa', 'bbb', 'c', 'dddd', 'a', '', 'aab'])
+  const e = t.throws(() => tx.trySendPacked(packed, [5, 6], rx.port, '127.0.0.1'), { instanceOf: RangeError }) as RangeError & { code: string }
+  t.is(e.code, 'ERR_BUFFER_OUT_OF_BOUNDS')
+  tx.close()
+  rx.close()
+})
+
+test('a message that fails mid-batch: SendError with index/sent/errno; those before arrive, none after', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const batch = [...numberedPayloads(5), Buffer.alloc(70000), Buffer.from('after')]
+  const error = t.throws(() => tx.trySend(batch, rx.port, '127.0.0.1'), { instanceOf: SendError }) as SendError
+  t.is(error.code, 'EMSGSIZE')
+  t.is(error.errno, -90)
+  t.is(error.syscall, 'sendmmsg')
+  t.is(error.index, 5)
+  t.is(error.sent, 5)
+  t.is(error.address, '127.0.0.1')
+  t.is(error.port, rx.port)
+  t.is(tx.trySend(batch.slice(error.index + 1), rx.port, '127.0.0.1'), 1)
+  const got = await rx.waitFor(6)
+  t.deepEqual(got.map((m) => m.data), [...batch.slice(0, 5), batch[6]])
+  tx.close()
+  rx.close()
+})
+
+test('a failure in the middle of a 1000-message batch: exactly the 617 messages before it arrive', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const batch = numberedPayloads(1000)
+  batch[617] = Buffer.alloc(66000)
+  const error = t.throws(() => tx.trySend(batch, rx.port, '127.0.0.1')) as SendError
+  t.is(error.index, 617)
+  t.is(error.sent, 617)
+  const got = await rx.waitFor(617)
+  t.is(got.length, 617)
+  t.true(got.every((m, i) => m.data.equals(batch[i]!)))
+  tx.close()
+  rx.close()
+})
+
+test('send() resolves with the count and the datagrams arrive; kernel errors reject', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const payloads = numberedPayloads(2500, 32)
+  t.is(await tx.send(payloads, rx.port, '127.0.0.1'), 2500)
+  t.is(await tx.send([], rx.port, '127.0.0.1'), 0)
+  const got = await rx.waitFor(2500)
+  t.is(got.length, 2500)
+  t.true(got.every((m, i) => m.data.equals(payloads[i]!)))
+  const rejected = await t.throwsAsync(tx.send([Buffer.from('ok'), Buffer.alloc(70000)], rx.port, '127.0.0.1'), { instanceOf: SendError })
+  t.is(rejected!.code, 'EMSGSIZE')
+  t.is(rejected!.index, 1)
+  t.is(rejected!.sent, 1)
+  tx.close()
+  rx.close()
+})
+
+test('several send() calls issued back to back resolve in call order and keep datagram order', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket({ type: 'udp4' })
+  const payloads = numberedPayloads(2000, 20)
+  const settled: number[] = []
+  const sends = [0, 1, 2, 3].map((k) => tx.send(payloads.slice(k * 500, (k + 1) * 500), rx.port, '127.0.0.1').then((n) => (settled.push(k), n)))
+  t.deepEqual(await Promise.all(sends), [500, 500, 500, 500])
+  t.deepEqual(settled, [0, 1, 2, 3])
+  const seqs = (await rx.waitFor(2000)).map((m) => sequenceOf(m.data))
+  t.deepEqual(seqs, Array.from({ length: 2000 }, (_, i) => i))
+  tx.close()
+  rx.close()
+})
+
+test('sendmmsg(fd) on a node:dgram socket: faithful count, msg_len per message, errors only when none was sent', async (t) => {
+  const rx = await dgramReceiver()
+  const sender = dgram.createSocket('udp4')
+  sender.bind(0, '127.0.0.1')
+  await once(sender, 'listening')
+  const fd = dgramFd(sender)
+  const bytes = new Uint32Array(3)
+  const n = sendmmsg(fd, [
+    { data: Buffer.from('one'), address: '127.0.0.1', port: rx.port },
+    { data: [Buffer.from('tw'), Buffer.from('o')], address: '127.0.0.1', port: rx.port },
+    { data: Buffer.from('three!'), address: '127.0.0.1', port: rx.port },
+  ], 0, bytes)
+  t.is(n, 3)
+  t.deepEqual([...bytes], [3, 3, 6])
+  // The kernel's rule: an error after the first message is not thrown, the count says where.
+  t.is(sendmmsg(fd, [{ data: Buffer.from('four'), port: rx.port }, { data: Buffer.alloc(70000), port: rx.port }]), 1)
+  const error = t.throws(() => sendmmsg(fd, [{ data: Buffer.alloc(70000), port: rx.port }])) as Error & { code: string; syscall: string }
+  t.is(error.code, 'EMSGSIZE')
+  t.is(error.syscall, 'sendmmsg')
+  // trySendmmsg recovers the error the kernel lost, with its index.
+  const lost = t.throws(() => trySendmmsg(fd, [{ data: Buffer.from('five'), port: rx.port }, { data: Buffer.alloc(70000), port: rx.port }])) as SendError
+  t.is(lost.code, 'EMSGSIZE')
+  t.is(lost.index, 1)
+  t.is(lost.sent, 1)
+  const got = await rx.waitFor(5)
+  t.deepEqual(got.map((m) => m.data.toString()), ['one', 'two', 'three!', 'four', 'five'])
+  t.true(got.every((m) => m.port === sender.address().port), 'sent from the dgram socket itself')
+  sender.close()
+  rx.close()
+})
+
+test('UdpSocket.fromFd wraps a dgram socket: datagrams leave from its port; closing ours leaves it open', async (t) => {
+  const rx = await dgramReceiver()
+  const sender = dgram.createSocket('udp4')
+  sender.bind(0, '127.0.0.1')
+  await once(sender, 'listening')
+  const wrapped = UdpSocket.fromFd(dgramFd(sender), 'udp4')
+  t.is(wrapped.address().port, sender.address().port)
+  t.is(wrapped.trySend([Buffer.from('via-wrapper')], rx.port, '127.0.0.1'), 1)
+  wrapped.close()
+  sender.send('via-dgram', rx.port, '127.0.0.1')
+  const got = await rx.waitFor(2)
+  t.deepEqual(got.map((m) => m.data.toString()), ['via-wrapper', 'via-dgram'])
+  t.true(got.every((m) => m.port === sender.address().port))
+  sender.close()
+  rx.close()
+})
+
+test('bind is synchronous for IP literals; address/remoteAddress/disconnect/options behave like dgram', async (t) => {
+  const s = createSocket({ type: 'udp4', reuseAddr: true, sendBufferSize: 1 << 16, recvBufferSize: 1 << 16 })
+  t.is(s.bind(0, '127.0.0.1'), s, 'bind returns the socket')
+  const info = s.address()
+  t.is(info.address, '127.0.0.1')
+  t.is(info.family, 'IPv4')
+  t.true(info.port > 0)
+  t.is(s.type, 'udp4')
+  t.true(s.fd > 2)
+  t.true(s.getSendBufferSize() >= 1 << 16)
+  t.true(s.getRecvBufferSize() >= 1 << 16)
+  t.is((t.throws(() => s.remoteAddress()) as Error & { code: string }).code, 'ERR_SOCKET_DGRAM_NOT_CONNECTED')
+  t.is((t.throws(() => s.bind(0)) as Error & { code: string }).code, 'ERR_SOCKET_ALREADY_BOUND')
+  s.connect(9, '127.0.0.1')
+  t.is(s.remoteAddress().port, 9)
+  t.is((t.throws(() => s.connect(9, '127.0.0.1')) as Error & { code: string }).code, 'ERR_SOCKET_DGRAM_IS_CONNECTED')
+  s.disconnect()
+  t.throws(() => s.remoteAddress())
+  s.setBroadcast(true)
+  t.is(s.setTTL(64), 64)
+  t.is(s.setMulticastTTL(2), 2)
+  t.is(s.setMulticastLoopback(true), true)
+  await once(s, 'listening')
+  s.close()
+  t.true(s.closed)
+  await once(s, 'close')
+})
+
+test('trySend refuses hostnames and malformed addresses before anything is sent', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  for (const address of ['localhost', 'example.invalid', '127.0.0', '1.2.3.4.5']) {
+    const e = t.throws(() => tx.trySend([Buffer.from('first'), { data: Buffer.from('bad'), address, port: rx.port }], rx.port, '127.0.0.1'), { instanceOf: TypeError }) as TypeError & { code: string }
+    t.is(e.code, 'ERR_INVALID_ARG_VALUE', address)
+  }
+  await sleep(100)
+  t.is(rx.received.length, 0, 'not even the valid first message went out')
+  tx.close()
+  rx.close()
+})
