@@ -51,15 +51,46 @@ function muslBinaryPath() {
   return undefined
 }
 
+/**
+ * binding.js's own "Cannot find native binding" message blames an npm bug and lists WASI
+ * candidates this package never ships. Say instead which package this machine needs and why it
+ * is usually missing; the loader's error stays attached as `cause`.
+ */
+function missingBinary(cause) {
+  const musl = processUsesMusl()
+  const libc = musl === null ? (fs.existsSync(`/lib/ld-musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`) ? 'musl' : 'gnu') : musl ? 'musl' : 'gnu'
+  const pkg = `sendmmsg-linux-${process.arch}-${libc}`
+  const error = new Error(
+    `sendmmsg: the prebuilt binary for linux-${process.arch}-${libc} is not installed (package ${pkg}).\n` +
+      `It comes in as an optional dependency of sendmmsg; it is usually missing because\n` +
+      `  - dependencies were installed with --omit=optional (or --no-optional), or\n` +
+      `  - the lockfile was made on another platform (macOS, Windows, glibc vs musl) and npm kept only that platform's binary, or\n` +
+      `  - node_modules was copied from another machine or container.\n` +
+      `Fix: npm install ${pkg}@${require('./package.json').version} (or delete node_modules and the lockfile and install again on this machine).`,
+  )
+  error.code = 'ERR_SENDMMSG_BINARY_MISSING'
+  error.cause = cause
+  return error
+}
+
+function load() {
+  try {
+    return require('./binding.js')
+  } catch (e) {
+    if (e && /Cannot find native binding|Failed to load native binding/.test(String(e.message))) throw missingBinary(e)
+    throw e
+  }
+}
+
 const override = !process.env.NAPI_RS_NATIVE_LIBRARY_PATH && processUsesMusl() === true ? muslBinaryPath() : undefined
 if (override) {
   // binding.js honours this variable; it is set only while loading, then removed again.
   process.env.NAPI_RS_NATIVE_LIBRARY_PATH = override
   try {
-    module.exports = require('./binding.js')
+    module.exports = load()
   } finally {
     delete process.env.NAPI_RS_NATIVE_LIBRARY_PATH
   }
 } else {
-  module.exports = require('./binding.js')
+  module.exports = load()
 }

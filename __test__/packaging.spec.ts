@@ -179,4 +179,13 @@ s.close()
     t.is(r.status, 0, `${f}: ${output(r)}`)
     t.regex(r.stdout, /^PLAIN (ESM|CJS) OK/m)
   }
+
+  // without the sub-package (what --omit=optional leaves): the error names the package and causes
+  fs.renameSync(path.join(app, 'node_modules/sendmmsg-linux-x64-gnu'), path.join(scratch, 'moved-away'))
+  r = run(process.execPath, ['-e', "try { require('sendmmsg') } catch (e) { console.log(e.code + '\\n' + e.message) }"], app)
+  t.regex(r.stdout, /^ERR_SENDMMSG_BINARY_MISSING$/m, output(r))
+  t.regex(r.stdout, /npm install sendmmsg-linux-x64-gnu@/)
+  t.regex(r.stdout, /--omit=optional/)
+  t.regex(r.stdout, /lockfile was made on another platform/)
+  t.notRegex(r.stdout, /wasi/i)
 })

@@ -45,7 +45,12 @@ check() {
 # ---- preflight -------------------------------------------------------------------------------
 HOST_NODE=$(command -v node) || die "node is not on PATH"
 HOST_NPM=$(command -v npm) || die "npm is not on PATH"
-for f in "$ROOT/index.js" "$ROOT/index.d.ts"; do [ -f "$f" ] || die "missing $f (the root package's loader/types)"; done
+for f in native.js binding.js binding.d.ts dist/index.js dist/index.mjs dist/index.d.ts dist/index.d.mts; do
+  [ -f "$ROOT/$f" ] || die "missing $f (the root package's loader/build: run npm run build)"
+done
+# lib/dgram.ts may not be written yet: tolerated here (reported below), never by a real publish.
+HAS_DGRAM=0; STAGE_FLAGS=()
+if [ -f "$ROOT/dist/dgram.js" ]; then HAS_DGRAM=1; else STAGE_FLAGS=(--allow-missing-dgram); fi
 for p in "${PLATFORMS[@]}"; do
   [ -f "$(binary_path "$p")" ] || die "missing $(binary_path "$p"): run npm run build:all first"
 done
@@ -97,7 +102,7 @@ ROOT_VERSION=$(node -p "require('$ROOT/package.json').version")
 log "npm pack: root $ROOT_VERSION + ${PLATFORMS[*]}"
 # The root is packed as published: staged with its optionalDependencies (prepare-publish.js).
 STAGE=$SCRATCH/root-stage
-node "$ROOT/scripts/platform/prepare-publish.js" "$ROOT" "$STAGE" >/dev/null || die "staging the root package failed"
+node "$ROOT/scripts/platform/prepare-publish.js" "$ROOT" "$STAGE" "${STAGE_FLAGS[@]}" >/dev/null || die "staging the root package failed"
 (cd "$STAGE" && npm pack --ignore-scripts --silent --pack-destination "$SCRATCH/pack" . >/dev/null) || die "npm pack of the root failed"
 for p in "${PLATFORMS[@]}"; do
   (cd "$ROOT/npm/$p" && npm pack --ignore-scripts --silent --pack-destination "$SCRATCH/pack" . >/dev/null) || die "npm pack npm/$p failed"
@@ -106,7 +111,7 @@ ROOT_TGZ=$SCRATCH/pack/sendmmsg-$ROOT_VERSION.tgz
 [ -f "$ROOT_TGZ" ] || die "npm pack did not produce $ROOT_TGZ"
 
 # Package metadata + tarball contents.
-meta=$(STAGED_ROOT="$STAGE" node - "$ROOT" "$SCRATCH/pack" "${PLATFORMS[@]}" <<'EOF'
+meta=$(STAGED_ROOT="$STAGE" HAS_DGRAM=$HAS_DGRAM node - "$ROOT" "$SCRATCH/pack" "${PLATFORMS[@]}" <<'EOF'
 const [root, pack, ...platforms] = process.argv.slice(2)
 const { execFileSync } = require('child_process')
 const fs = require('fs')
@@ -117,7 +122,12 @@ const want = { 'x64': 'x64', 'arm64': 'arm64', gnu: 'glibc', musl: 'musl' }
 const list = (tgz) => execFileSync('tar', ['tzf', tgz], { encoding: 'utf8' }).trim().split('\n').sort()
 const rootFiles = list(`${pack}/sendmmsg-${rootPkg.version}.tgz`)
 if (rootFiles.some((f) => f.endsWith('.node'))) errs.push(`root tarball contains .node files: ${rootFiles.filter((f) => f.endsWith('.node'))}`)
-for (const f of ['package/index.js', 'package/binding.js', 'package/index.d.ts', 'package/package.json']) if (!rootFiles.includes(f)) errs.push(`root tarball lacks ${f}`)
+// the new layout: dist/ (CJS + ESM wrappers, both kinds of types, source maps), the loader pair, docs
+const need = ['native.js', 'binding.js', 'binding.d.ts', 'package.json', 'README.md', 'LICENSE']
+for (const e of process.env.HAS_DGRAM === '1' ? ['index', 'dgram'] : ['index']) need.push(...['js', 'mjs', 'd.ts', 'd.mts', 'js.map', 'd.ts.map'].map((x) => `dist/${e}.${x}`))
+for (const f of need) if (!rootFiles.includes(`package/${f}`)) errs.push(`root tarball lacks ${f}`)
+const stray = rootFiles.filter((f) => !/^package\/(dist\/.+\.(js|mjs|d\.ts|d\.mts|map)|native\.js|binding\.js|binding\.d\.ts|package\.json|README\.md|LICENSE)$/.test(f))
+if (stray.length) errs.push(`root tarball has unexpected files: ${stray}`)
 const opt = rootPkg.optionalDependencies || {}
 for (const p of platforms) {
   const [, arch, libc] = p.match(/^linux-(x64|arm64)-(gnu|musl)$/)
@@ -137,10 +147,20 @@ for (const p of platforms) {
   const built = fs.readFileSync(`${root}/npm/${p}/${file}`)
   if (!inTgz.equals(built)) errs.push(`${name} tarball's ${file} differs from npm/${p}/${file}`)
 }
-console.log(errs.length ? 'FAIL|' + errs.join('; ') : `OK|root ${rootPkg.name}@${rootPkg.version} (${rootFiles.length} files, no .node) lists the 4 sub-packages as exact optionalDependencies; each sub-package tarball holds package.json, README.md and its .node only`)
+console.log(errs.length ? 'FAIL|' + errs.join('; ') : `OK|root ${rootPkg.name}@${rootPkg.version} (${rootFiles.length} files: dist/ js+mjs+d.ts+d.mts+maps, native.js, binding.js/.d.ts, README, LICENSE; no .node) lists the 4 sub-packages as exact optionalDependencies; each sub-package tarball holds package.json, README.md and its .node only`)
 EOF
 )
 check "package metadata and tarball contents" "${meta%%|*}" "${meta#*|}"
+if [ $HAS_DGRAM = 1 ]; then check "sendmmsg/dgram shipped (dist/dgram.*)" OK "smoke.js requires it and sends one datagram"
+else check "sendmmsg/dgram shipped (dist/dgram.*)" "INFO: not built yet" "lib/dgram.ts missing; the publish check (scripts/check-pack.js) refuses such a package"; fi
+
+# The repository root itself must refuse to pack (prepack -> check-pack.js: nothing staged).
+refuse=$(cd "$ROOT" && npm pack --dry-run --pack-destination "$SCRATCH" 2>&1); refuse_rc=$?
+if [ $refuse_rc -ne 0 ] && echo "$refuse" | grep -q 'check-pack: refusing'; then
+  check "npm pack of the unstaged repository root is refused" OK "$(echo "$refuse" | grep -m1 'optionalDependencies must list' | sed 's/^ *- //' | cut -c1-120)..."
+else
+  check "npm pack of the unstaged repository root is refused" FAIL "exit $refuse_rc: $(echo "$refuse" | tail -2 | tr '\n' ' ')"
+fi
 
 # ---- 2. offline installs --------------------------------------------------------------------
 # consumer-<platform>: root tarball as a dependency; overrides point the sub-packages at tarballs.
@@ -332,11 +352,12 @@ for nodebin in node "$(node_x64_bin "${NODE_X64_VERSIONS[-1]}")"; do
   fi
 done
 
-# 4g. TypeScript consumers: ESM (.mts, import { UdpSocket } from 'sendmmsg') and CommonJS (.cts,
-# import x = require('sendmmsg')) under tsc --strict; @ts-expect-error lines must be errors.
+# 4g. TypeScript consumers (__test__/types): ESM (.mts, import { createSocket } from 'sendmmsg') and
+# CommonJS (.cts, import x = require('sendmmsg')) under tsc --strict against the installed package;
+# @ts-expect-error lines must be errors.
 TS=$SCRATCH/consumer-types
 cp -a "$SCRATCH/consumer-linux-x64-gnu" "$TS"
-cp "$ROOT/__test__/platform/esm.mts" "$ROOT/__test__/platform/cjs.cts" "$TS/"
+cp "$ROOT/__test__/types/esm.mts" "$ROOT/__test__/types/cjs.cts" "$TS/"
 node -e '
   const [dir, types] = process.argv.slice(1)
   const cfg = { compilerOptions: { strict: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022",
@@ -358,7 +379,8 @@ fi
 expected=$(cat "$TS/esm.mts" "$TS/cjs.cts" | grep -cE '^\s*// @ts-expect-error')
 sed -i -E '/^\s*\/\/ @ts-expect-error/d' "$TS/esm.mts" "$TS/cjs.cts"
 misuse_out=$(cd "$TS" && "$TSC" -p tsconfig.json --noEmit 2>&1)
-got=$(echo "$misuse_out" | grep -cE '^(esm\.mts|cjs\.cts)\([0-9]+,[0-9]+\): error')
+# one misuse line may yield several errors: count distinct lines
+got=$(echo "$misuse_out" | grep -oE '^(esm\.mts|cjs\.cts)\([0-9]+,' | sort -u | wc -l)
 if [ "$got" -eq "$expected" ]; then check "deliberate misuse is a type error" OK "without the @ts-expect-error comments tsc reports $got errors for the $expected misuse lines"
 else check "deliberate misuse is a type error" FAIL "expected $expected errors, tsc reported $got: $(echo "$misuse_out" | head -3 | tr '\n' ' ')"; fi
 
@@ -381,8 +403,9 @@ checks_table() {
   echo "Written by \`scripts/platform/test-platforms.sh\` (\`npm run test:platforms\`) on $(date -u +'%Y-%m-%d %H:%M UTC'),"
   echo "host $(. /etc/os-release && echo "$PRETTY_NAME") $(uname -m), $(nproc) cores; $((SECONDS - start)) s."
   echo "Each row installs the packed tarballs offline into a fresh project (no compiler on PATH) and"
-  echo "runs \`scripts/platform/smoke.js\`: one \`trySend\` of 100 datagrams plus one of 8 gathered"
-  echo "messages, received with \`node:dgram\` and checked byte by byte."
+  echo "runs \`scripts/platform/smoke.js\`: \`createSocket('udp4')\`, one \`trySend\` of 100 datagrams plus one of 8"
+  echo "gathered (\`{ data: [a, b] }\`) messages, received with \`node:dgram\` and checked byte by byte; then"
+  echo "\`import('sendmmsg')\` (same classes as \`require\`) and, when shipped, \`require('sendmmsg/dgram')\`."
   echo
   table
   echo
