@@ -701,7 +701,7 @@ export class UdpSocket extends EventEmitter {
         this.#slab = new ReceiveSlab(Math.min(slab.capacity * 4, this.#maxDatagrams), this.#maxSize)
       }
     }
-    if (this.#native.buffered() > 0) this.#scheduleDrain()
+    if (!this.#closed && this.#native.buffered() > 0) this.#scheduleDrain()
   }
 
   #deliver(slab: ReceiveSlab, n: number): void {
