@@ -19,7 +19,7 @@ const { buildC } = require('./lib/cprogs')
 const { SENDERS, createSendBench } = require('./lib/send')
 const { RECEIVERS, receiveRun, FLOOD_ARGS } = require('./lib/receive')
 const { DELIVERED_SENDERS, deliveredRun, SIZE: DELIVERED_SIZE } = require('./lib/delivered')
-const { runMemoryChild } = require('./lib/memory')
+const { runMemoryChild, runIdleChildren } = require('./lib/memory')
 const { summarize, fmtRate, now } = require('./lib/util')
 const { toText, toMarkdown } = require('./lib/report')
 const { resultsChart } = require('./lib/chart')
@@ -174,20 +174,25 @@ function ratios(results) {
     const value = a.median / b.median
     out.push({ id, label, value, best: a.max / b.max, target, pass: target === undefined ? undefined : value >= target })
   }
+  const c1 = cell(64, 1)
+  if (c1) {
+    add('send-batch1-vs-c', '64 B, batch 1, one destination: trySend([buffer], port, address) / C sendmmsg loop, batch 1', c1.results['pkg-buffers'], c1.results.c)
+  }
   const c64 = cell(64, 64)
   if (c64) {
     const r = c64.results
     add('send-vs-c', '64 B, batch 64, one destination: trySend(buffers, port, address) / C sendmmsg loop', r['pkg-buffers'], r.c, 0.95)
     add('send-vs-dgram', '64 B, batch 64, one destination: trySend(buffers, port, address) / node:dgram connected', r['pkg-buffers'], r['dgram-connected'], 1.4)
     add('packed-vs-c', '64 B, batch 64: trySendPacked / C sendmmsg loop', r['pkg-packed'], r.c)
-    add('messages-vs-c', '64 B, batch 64: trySend([{ buffers, address, port }]) / C sendmmsg loop', r['pkg-messages'], r.c)
+    add('messages-vs-c', '64 B, batch 64: trySend([{ data, address, port }]) / C sendmmsg loop', r['pkg-messages'], r.c)
     add('connected-vs-c', '64 B, batch 64: connected trySend(buffers) / C sendmmsg loop, connected', r['pkg-connected'], r['c-connected'])
     add('connected-vs-dgram', '64 B, batch 64: connected trySend(buffers) / node:dgram connected', r['pkg-connected'], r['dgram-connected'])
   }
   if (results.receive) {
     const r = Object.fromEntries(results.receive.receivers.map((x) => [x.id, x.summary]))
     add('recv-vs-dgram', 'Receive, 64 B flood: onBatch / node:dgram', r['pkg-batch'], r.dgram, 2)
-    add('recv-messages-vs-dgram', 'Receive, 64 B flood: onMessages / node:dgram', r['pkg-messages'], r.dgram)
+    add('recv-messages-vs-dgram', "Receive, 64 B flood: 'messages' events / node:dgram", r['pkg-messages'], r.dgram)
+    add('recv-message-vs-dgram', "Receive, 64 B flood: 'message' events (dgram's shape) / node:dgram", r['pkg-message'], r.dgram)
     add('recv-vs-c', 'Receive, 64 B flood: onBatch / C recvmmsg loop', r['pkg-batch'], r.c)
   }
   if (results.delivered) {
@@ -204,6 +209,18 @@ function ratios(results) {
       target: 5,
       unit: 'MB',
       pass: growth < 5,
+    })
+  }
+  if (results.idleMemory) {
+    const { pkg, dgram } = results.idleMemory
+    const mb = pkg.arrayBuffersGrowth / 1048576
+    out.push({
+      id: 'idle-memory',
+      label: `Idle receive memory: ${pkg.sockets} bound sockets with a 'message' listener, ArrayBuffer growth (node:dgram: ${(dgram.arrayBuffersGrowth / 1048576).toFixed(2)} MB)`,
+      value: mb,
+      target: 1,
+      unit: 'MB',
+      pass: mb < 1 && pkg.woke,
     })
   }
   return out
@@ -236,6 +253,9 @@ async function main() {
     log(`memory: RSS over ${CONFIG.memory.datagrams / 1e6} M datagrams (after ${CONFIG.memory.warmup / 1e6} M warm-up), fresh process`)
     results.memory = runMemoryChild(CONFIG.memory)
     log(`  RSS growth ${(results.memory.rssGrowth / 1048576).toFixed(2)} MB`)
+    results.idleMemory = runIdleChildren({ count: 100 })
+    const idle = results.idleMemory
+    log(`  idle: 100 receiving sockets: ArrayBuffers +${idle.pkg.arrayBuffersGrowth} B, RSS +${(idle.pkg.rssGrowth / 1048576).toFixed(2)} MB (node:dgram: +${idle.dgram.arrayBuffersGrowth} B, RSS +${(idle.dgram.rssGrowth / 1048576).toFixed(2)} MB)`)
   }
   results.environment.loadavgEnd = os.loadavg()
   results.environment.cpuDuringRun = meter.stop()

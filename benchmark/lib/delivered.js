@@ -5,7 +5,7 @@
 // and closes at `to`; the senders run in this process for `flood` seconds.
 const dgram = require('node:dgram')
 const { once } = require('node:events')
-const { UdpSocket } = require('../..')
+const { createSocket } = require('../..')
 const { runChild, jsonLine } = require('./util')
 const { syncLoop, dgramLoop, LOOPBACK } = require('./send')
 const { RCVBUF } = require('./receive')
@@ -29,7 +29,7 @@ async function startSender(id, port, flood) {
     s.close()
     return r
   }
-  const s = new UdpSocket('udp4')
+  const s = createSocket('udp4')
   const buffers = Array.from({ length: BATCH }, (_, i) => Buffer.alloc(SIZE, i))
   const packed = Buffer.concat(buffers)
   const call =

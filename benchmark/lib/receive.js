@@ -5,12 +5,12 @@
 // (GSO) groups of 64 × 64 B, 16 groups per call; the receiving socket has no UDP_GRO, so the
 // kernel cuts every group into separate 64 B datagrams before queueing them. We count the
 // datagrams actually delivered to JavaScript: 'message' events for node:dgram, `batch.count`
-// summed for onBatch, array lengths for onMessages. The rate is taken over a window that opens
+// summed for onBatch, array lengths for 'messages', one per 'message' event. The rate is taken over a window that opens
 // `from` seconds after the first datagram arrived and closes at `to`, so start-up and the drain
 // of the queue after the flood are not counted.
 const dgram = require('node:dgram')
 const { once } = require('node:events')
-const { UdpSocket, createRecvBatch } = require('../..')
+const { createSocket, createRecvBatch } = require('../..')
 const { now, runChild, jsonLine } = require('./util')
 
 const FLOOD_ARGS = (cap, port, seconds) => [64, 16, cap, port, seconds, 'gso']
@@ -21,7 +21,8 @@ const RCVBUF = 4 << 20 // requested SO_RCVBUF for every receiver (the kernel cap
 const RECEIVERS = [
   { id: 'dgram', label: "node:dgram 'message' events", group: 'dgram' },
   { id: 'pkg-batch', label: 'onBatch(createRecvBatch(1024, 2048))', group: 'package' },
-  { id: 'pkg-messages', label: 'onMessages (arrays of { data, address, ... })', group: 'package' },
+  { id: 'pkg-messages', label: "'messages' events (Datagram[] per receive batch)", group: 'package' },
+  { id: 'pkg-message', label: "'message' events (msg, rinfo), dgram's shape", group: 'package' },
   { id: 'c', label: 'C recvmmsg loop (reference, separate process)', group: 'c' },
 ]
 
@@ -38,13 +39,17 @@ async function openReceiver(id, onCount) {
       close: () => s.close(),
     }
   }
-  const s = new UdpSocket({ type: 'udp4', recvBufferSize: RCVBUF })
-  const { port } = s.bind(0, LOOPBACK)
+  // receive.maxDatagrams 1024: the same batch ceiling as the onBatch receiver and the C loop.
+  const s = createSocket({ type: 'udp4', recvBufferSize: RCVBUF, receive: { maxDatagrams: 1024, maxSize: 2048 } })
+  s.bind(0, LOOPBACK)
+  const { port } = s.address()
   if (id === 'pkg-batch') {
     const batch = createRecvBatch(1024, 2048)
     s.onBatch(batch, (b) => onCount(b.count))
+  } else if (id === 'pkg-message') {
+    s.on('message', () => onCount(1))
   } else {
-    s.onMessages((list) => onCount(list.length))
+    s.on('messages', (list) => onCount(list.length))
   }
   return {
     port,
@@ -52,6 +57,8 @@ async function openReceiver(id, onCount) {
     drops: () => s.dropCount,
     close: () => {
       s.stopReceiving()
+      s.removeAllListeners('message')
+      s.removeAllListeners('messages')
       s.close()
     },
   }

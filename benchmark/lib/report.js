@@ -87,10 +87,25 @@ function memoryRows(m) {
   ]
 }
 
+function idleRows(idle) {
+  const kb = (b) => `${(b / 1024).toFixed(0)} KiB`
+  return [idle.pkg, idle.dgram].map((r) => [
+    r.kind === 'pkg' ? "this package: createSocket('udp4').bind(0, '127.0.0.1').on('message', ...)" : "node:dgram: createSocket('udp4').bind(0, '127.0.0.1').on('message', ...)",
+    String(r.sockets),
+    kb(r.arrayBuffersGrowth),
+    kb(r.externalGrowth),
+    kb(r.heapUsedGrowth),
+    kb(r.rssGrowth),
+    r.woke ? 'yes' : 'NO',
+  ])
+}
+
+const IDLE_HEADER = ['idle receiving sockets', 'sockets', 'ArrayBuffers', 'external', 'V8 heap', 'RSS', 'receives']
+
 const NOTES = [
   'Send: datagrams/s the kernel accepted (sendmmsg return values; dgram callbacks without error), 127.0.0.1 to one sink socket that is never read, so the kernel drops datagrams once its receive buffer is full. This measures the sender plus the kernel loopback path, not delivery.',
   '"batch" is datagrams per call for this package and the C loop, and the number of sends kept in flight for node:dgram (each dgram send is one datagram and one system call).',
-  'Receive: a C flood of 64 B datagrams from a separate process at one socket (sendmmsg of UDP_SEGMENT groups of 64 × 64 B, cut into separate datagrams by the kernel because the receiver has no UDP_GRO; a plain sendmmsg loop is too slow on this loopback to outrun node:dgram). Counted = datagrams handed to JavaScript (dgram message events, sum of batch.count, sum of array lengths) or, for the C reference, returned by recvmmsg, over a window after the first datagram. Offered = the flood sender\'s accepted rate; drops = SO_RXQ_OVFL at that socket (not available for node:dgram).',
+  'Receive: a C flood of 64 B datagrams from a separate process at one socket (sendmmsg of UDP_SEGMENT groups of 64 × 64 B, cut into separate datagrams by the kernel because the receiver has no UDP_GRO; a plain sendmmsg loop is too slow on this loopback to outrun node:dgram). Counted = datagrams handed to JavaScript (dgram and package "message" events, sum of batch.count for onBatch, sum of array lengths for "messages") or, for the C reference, returned by recvmmsg, over a window after the first datagram. Offered = the flood sender\'s accepted rate; drops = SO_RXQ_OVFL at that socket (not available for node:dgram).',
   'Delivered (1200 B): datagrams counted by a C recvmmsg receiver with UDP_GRO in a separate process, over a window; the sender runs in this process. Accepted = the sender\'s own rate over its whole run; receiver drops = median SO_RXQ_OVFL count per run, in kernel packets (a coalesced GSO group counts once).',
   'Every figure is the median of the runs; min – max is the spread across runs. Ratios divide medians from this same run (targets are judged on these); "best runs" divides the fastest run of each, since on a shared machine noise only slows runs down.',
 ]
@@ -137,6 +152,10 @@ function toText(results) {
     out.push('MEMORY: trySend(buffers, port, address), 64 × 64 B per call')
     out.push(textTable(['measure', 'value'], memoryRows(results.memory)), '')
   }
+  if (results.idleMemory) {
+    out.push('IDLE RECEIVE MEMORY: growth after a full GC, fresh process each')
+    out.push(textTable(IDLE_HEADER, idleRows(results.idleMemory), [false, true, true, true, true, true, false]), '')
+  }
   out.push(...NOTES.map((n) => `* ${n}`))
   return out.join('\n')
 }
@@ -168,6 +187,10 @@ function toMarkdown(results) {
   if (results.memory) {
     out.push('## Memory', '')
     out.push(mdTable(['trySend(buffers, port, address), 64 × 64 B per call', ''], memoryRows(results.memory)), '')
+  }
+  if (results.idleMemory) {
+    out.push('## Idle receive memory', '', 'Growth after a full GC (fresh process each) for sockets bound to 127.0.0.1 with a \'message\' listener and no traffic; one datagram is then sent to the first socket to show it receives.', '')
+    out.push(mdTable(IDLE_HEADER, idleRows(results.idleMemory), [false, true, true, true, true, true, false]), '')
   }
   out.push('## What is counted', '', ...NOTES.map((n) => `- ${n}`), '')
   return out.join('\n')

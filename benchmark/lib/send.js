@@ -6,7 +6,7 @@
 const dgram = require('node:dgram')
 const { once } = require('node:events')
 const { spawnSync } = require('node:child_process')
-const { UdpSocket } = require('../..')
+const { createSocket } = require('../..')
 const { now } = require('./util')
 
 const LOOPBACK = '127.0.0.1'
@@ -27,7 +27,7 @@ const SENDERS = [
   },
   {
     id: 'pkg-messages',
-    label: 'trySend([{ buffers, address, port }])',
+    label: 'trySend([{ data, address, port }])',
     group: 'package',
     batchMeaning: 'messages per call',
   },
@@ -131,8 +131,9 @@ function dgramLoop(socket, data, window, seconds, cap, port) {
 /** Creates the sink and one sending socket per sender; `cell(size, batch)` prepares buffers. */
 async function createSendBench({ bins }) {
   // The sink: bound, never read (no receive method is ever called on it).
-  const sink = new UdpSocket({ type: 'udp4' })
-  const { port } = sink.bind(0, LOOPBACK)
+  const sink = createSocket({ type: 'udp4' })
+  sink.bind(0, LOOPBACK)
+  const { port } = sink.address()
 
   const dgramUnconnected = dgram.createSocket('udp4')
   dgramUnconnected.bind(0, LOOPBACK)
@@ -140,14 +141,14 @@ async function createSendBench({ bins }) {
   const dgramConnected = dgram.createSocket('udp4')
   dgramConnected.connect(port, LOOPBACK)
   await once(dgramConnected, 'connect')
-  const tx = new UdpSocket('udp4')
-  const txConnected = new UdpSocket('udp4')
+  const tx = createSocket('udp4')
+  const txConnected = createSocket('udp4')
   txConnected.connect(port, LOOPBACK)
-  const txGso = new UdpSocket('udp4')
+  const txGso = createSocket('udp4')
 
   function cell(size, batch, cap) {
     const buffers = Array.from({ length: batch }, (_, i) => Buffer.alloc(size, i & 0xff))
-    const messages = buffers.map((b) => ({ buffers: b, address: LOOPBACK, port }))
+    const messages = buffers.map((b) => ({ data: b, address: LOOPBACK, port }))
     const packed = Buffer.alloc(size * batch, 0x5a)
     const lengths = new Uint32Array(batch).fill(size)
     const one = Buffer.alloc(size, 0x61)
