@@ -143,7 +143,8 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       throw invalidArgType(`messages[${i}]`, 'a payload (string, Buffer, TypedArray, DataView, ArrayBuffer) or { data, address, port }', entry)
     }
     const message = entry as OutgoingMessage
-    const body: unknown = message.data !== undefined ? message.data : message.buffers
+    const data: unknown = message.data // read once: it may be a getter
+    const body: unknown = data !== undefined ? data : message.buffers
     const mPort: unknown = message.port
     const mAddress: unknown = message.address
     let destination = defaultDestination
