@@ -100,6 +100,8 @@ interface PendingSend {
   next: number
   resolve: (sent: number) => void
   reject: (error: unknown) => void
+  /** Its hostnames are still being resolved: it holds its place in the queue, unsent. */
+  resolving: boolean
 }
 
 function checkCount(value: unknown, name: string, min: number, max: number, fallback: number): number {
@@ -477,21 +479,44 @@ export class UdpSocket extends EventEmitter {
     }
   }
 
-  async #sendPlan(plan: Plan, flags: number): Promise<number> {
-    if (plan.unresolved.length > 0) await this.#resolvePlan(plan)
-    if (this.#closed) throw notRunning()
-    if (plan.count === 0) return 0
-    if (this.#queue.length === 0) {
+  #sendPlan(plan: Plan, flags: number): Promise<number> {
+    if (plan.count === 0 && plan.unresolved.length === 0) return Promise.resolve(0)
+    if (this.#queue.length === 0 && plan.unresolved.length === 0) {
       const sent = this.#sendNow(plan, 0, flags)
-      if (sent >= plan.count) return sent
+      if (sent >= plan.count) return Promise.resolve(sent)
       return new Promise<number>((resolve, reject) => {
-        this.#queue.push({ plan, flags, next: sent, resolve, reject })
+        this.#queue.push({ plan, flags, next: sent, resolve, reject, resolving: false })
         this.#updateInterest()
       })
     }
+    // Behind other sends, or waiting for a lookup: it takes its place in the queue now, so
+    // that nothing sent later (trySend included) can overtake it.
     return new Promise<number>((resolve, reject) => {
-      this.#queue.push({ plan, flags, next: 0, resolve, reject })
-      this.#updateInterest()
+      const entry: PendingSend = { plan, flags, next: 0, resolve, reject, resolving: plan.unresolved.length > 0 }
+      this.#queue.push(entry)
+      if (!entry.resolving) {
+        this.#updateInterest()
+        return
+      }
+      this.#resolvePlan(plan).then(
+        () => {
+          entry.resolving = false
+          if (this.#closed) return
+          if (plan.count === 0) {
+            this.#queue.splice(this.#queue.indexOf(entry), 1)
+            resolve(0)
+          }
+          if (this.#queue[0] === entry || plan.count === 0) this.#flushQueue()
+          this.#updateInterest()
+        },
+        (error: unknown) => {
+          if (this.#closed) return
+          this.#queue.splice(this.#queue.indexOf(entry), 1)
+          reject(error)
+          this.#flushQueue()
+          this.#updateInterest()
+        },
+      )
     })
   }
 
@@ -513,6 +538,7 @@ export class UdpSocket extends EventEmitter {
   #flushQueue(): void {
     while (this.#queue.length > 0 && !this.#closed) {
       const head = this.#queue[0] as PendingSend
+      if (head.resolving) return // flushed again once its lookup is done
       let sent: number
       try {
         sent = this.#native.send(head.plan.views, head.plan.pieceCounts, head.plan.destinations, head.plan.addresses, head.plan.ports, head.next, head.flags)
@@ -621,7 +647,8 @@ export class UdpSocket extends EventEmitter {
   #updateInterest(): void {
     if (this.#closed) return
     const read = this.#wantsRead()
-    const write = this.#queue.length > 0
+    // Writable interest only for a head that can be sent (one still resolving would spin).
+    const write = this.#queue.length > 0 && !(this.#queue[0] as PendingSend).resolving
     if (read && this.#native.buffered() > 0) {
       this.#scheduleDrain()
     }
