@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events'
 import * as dns from 'node:dns'
 import { isIP } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { getSystemErrorName, getSystemErrorMap } from 'node:util'
 
 import { UdpSocket, type SocketType } from './udp'
@@ -349,7 +350,8 @@ export class Socket extends EventEmitter {
         return
       }
       try {
-        this.#udp.bind((port as number) || 0, ip)
+        // libuv takes the port as ToUint32 cut to 16 bits (a function or junk is 0), as dgram passes it.
+        this.#udp.bind((Number(port) >>> 0) & 0xffff, ip)
       } catch (e) {
         this.#bindState = UNBOUND
         const errno = errnoOf(e)
@@ -380,7 +382,10 @@ export class Socket extends EventEmitter {
   #startListening(): void {
     this.#bindState = BOUND
     // dgram receives from bind on, listener or not (datagrams with no listener are dropped).
-    this.#udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => this.emit('message', msg, rinfo))
+    this.#udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+      if (rinfo.address.includes('%')) rinfo.address = withScopeName(rinfo.address)
+      this.emit('message', msg, rinfo)
+    })
     if (this.#recvBufferSize) this.#bufferSize(this.#recvBufferSize, true)
     if (this.#sendBufferSize) this.#bufferSize(this.#sendBufferSize, false)
     this.emit('listening')
@@ -539,6 +544,15 @@ export class Socket extends EventEmitter {
     this.#scheduleFlush()
   }
 
+  /** dgram's legacy `sendto(buffer, offset, length, port, address[, callback])`. */
+  sendto(buffer: string | NodeJS.ArrayBufferView, offset: number, length: number, port: number, address: string, callback?: SendCallback): void {
+    validateNumber(offset, 'offset')
+    validateNumber(length, 'length')
+    validateNumber(port, 'port')
+    validateString(address, 'address')
+    this.send(buffer, offset, length, port, address, callback)
+  }
+
   #resolved(pending: PendingSend, error: Error | null, ip: string): void {
     if (error) {
       const at = this.#pending.indexOf(pending)
@@ -590,7 +604,14 @@ export class Socket extends EventEmitter {
         this.#inFlight = rest
         this.#udp.send(entriesOf(rest, 0)).then(
           () => this.#afterInFlight(rest, rest.length),
-          (e: unknown) => this.#afterInFlight(rest, this.#closed ? -1 : this.#failedAt(rest, 0, e)),
+          (e: unknown) => {
+            if (!this.#closed) return this.#afterInFlight(rest, this.#failedAt(rest, 0, e))
+            // Closed while waiting: what the kernel took succeeded, the rest is cancelled.
+            const sent = Math.min(Math.max(0, Number((e as { sent?: number }).sent) || 0), rest.length)
+            this.#succeeded(rest, 0, sent)
+            this.#cancel(rest.slice(sent))
+            this.#inFlight = null
+          },
         )
         return
       }
@@ -663,13 +684,11 @@ export class Socket extends EventEmitter {
       return this
     }
     this.#healthCheck()
-    // This turn's sends leave before the descriptor closes; sends still resolving are dropped.
-    this.#flush()
+    // As in dgram (whose sends wait for a lookup tick), sends of this turn that have not left
+    // are dropped without callbacks; a batch waiting for the kernel ends with ECANCELED.
     this.#closed = true
-    const waiting = this.#pending.filter((pending) => pending.ready)
     this.#pending = []
     this.#udp.close()
-    this.#cancel(waiting)
     process.nextTick(() => this.emit('close'))
     return this
   }
@@ -695,7 +714,9 @@ export class Socket extends EventEmitter {
     this.#healthCheck()
     // Like libuv, there is no bound descriptor to ask before the bind completes.
     if (this.#bindState !== BOUND) throw errnoException(UV_EBADF, 'getsockname')
-    return this.#udp.address()
+    const info = this.#udp.address()
+    if (info.address.includes('%')) info.address = withScopeName(info.address)
+    return info
   }
 
   remoteAddress(): AddressInfo {
@@ -718,8 +739,9 @@ export class Socket extends EventEmitter {
     try {
       return body()
     } catch (e) {
-      const errno = errnoOf(e)
-      throw errno === undefined ? e : errnoException(errno, syscall)
+      // The handle refuses some values before the kernel sees them (e.g. an address of the
+      // other family); libuv reports those as EINVAL.
+      throw errnoException(errnoOf(e) ?? UV_EINVAL, syscall)
     }
   }
 
@@ -745,8 +767,17 @@ export class Socket extends EventEmitter {
   setMulticastInterface(interfaceAddress: string): void {
     this.#healthCheck()
     validateString(interfaceAddress, 'interfaceAddress')
-    if (isIP(interfaceAddress.split('%')[0] as string) === 0) throw errnoException(UV_EINVAL, 'setMulticastInterface')
-    this.#sockopt('setMulticastInterface', () => this.#udp.setMulticastInterface(interfaceAddress))
+    const [ip, scope] = interfaceAddress.split('%') as [string, string | undefined]
+    if (isIP(ip) === 0) throw errnoException(UV_EINVAL, 'setMulticastInterface')
+    this.#sockopt('setMulticastInterface', () => {
+      try {
+        this.#udp.setMulticastInterface(interfaceAddress)
+      } catch (error) {
+        // libuv turns a scope it cannot resolve into scope 0 (the default interface).
+        if (scope === undefined || this.type !== 'udp6') throw error
+        this.#udp.setMulticastInterface(ip)
+      }
+    })
   }
 
   addMembership(multicastAddress: string, interfaceAddress?: string): void {
@@ -763,8 +794,7 @@ export class Socket extends EventEmitter {
     try {
       this.#udp[syscall](group, iface)
     } catch (e) {
-      const errno = errnoOf(e)
-      throw errno === undefined ? e : errnoException(errno, syscall)
+      throw errnoException(errnoOf(e) ?? UV_EINVAL, syscall) // a bad address is EINVAL in libuv
     }
   }
 
@@ -820,6 +850,16 @@ export class Socket extends EventEmitter {
       return fail(errnoOf(e) ?? UV_EINVAL)
     }
   }
+}
+
+/** `fe80::1%2` → `fe80::1%eth0`, as libuv formats link-local addresses (the index if unknown). */
+function withScopeName(address: string): string {
+  const [ip, scope] = address.split('%') as [string, string]
+  if (!/^\d+$/.test(scope)) return address
+  for (const [name, infos] of Object.entries(networkInterfaces())) {
+    if (infos?.some((info) => info.family === 'IPv6' && info.scopeid === Number(scope))) return `${ip}%${name}`
+  }
+  return address
 }
 
 /** The batch entries for `batch[from..]`. */

@@ -29,13 +29,21 @@ if (!fs.existsSync(dropIn)) {
 }
 
 const git = (...args) => execFileSync('git', ['--git-dir', mirror, ...args], { encoding: 'utf8', maxBuffer: 1 << 28 })
-const files = git('ls-tree', '-r', '--name-only', 'HEAD', 'test/')
+// The mirror's history vendors several Node versions: use the one of the running Node (its
+// test/common needs that Node's features), else the newest. NODE_TEST_REF overrides.
+const major = process.versions.node.split('.')[0]
+const ref = process.env.NODE_TEST_REF || git('log', '--format=%H %s').split('\n')
+  .map((line) => line.split(' '))
+  .filter(([, ...subject]) => new RegExp(`\\bv?${major}\\.\\d+\\.\\d+`).test(subject.join(' ')))
+  .map(([hash]) => hash)[0] || 'HEAD'
+console.log(`Node ${process.versions.node}; tests from ${git('log', '-1', '--format=%h %s', ref).trim()}`)
+const files = git('ls-tree', '-r', '--name-only', ref, 'test/')
   .split('\n')
   .filter((f) => /^test\/(parallel|sequential)\/test-dgram-.*\.m?js$/.test(f))
 
 // A scratch copy of test/common (and the tests) for the tests' require('../common').
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'node-dgram-tests-'))
-execFileSync('sh', ['-c', `git --git-dir "${mirror}" archive HEAD test/common test/fixtures/keys | tar -x -C "${work}"`])
+execFileSync('sh', ['-c', `git --git-dir "${mirror}" archive ${ref} test/common 2>/dev/null | tar -x -C "${work}"`])
 
 const preload = path.join(work, 'use-sendmmsg-dgram.cjs')
 fs.writeFileSync(preload, `'use strict'
@@ -61,7 +69,7 @@ let failed = 0
 let skipped = 0
 const failures = []
 for (const file of files) {
-  const source = git('show', `HEAD:${file}`)
+  const source = git('show', `${ref}:${file}`)
   const name = path.basename(file)
   if (INTERNALS.test(source)) {
     console.log(`skip  ${name} (Node internals or cluster)`)
