@@ -773,9 +773,9 @@ export class Socket extends EventEmitter {
       try {
         this.#udp.setMulticastInterface(interfaceAddress)
       } catch (error) {
-        // libuv turns a scope it cannot resolve into scope 0 (the default interface).
-        if (scope === undefined || this.type !== 'udp6') throw error
-        this.#udp.setMulticastInterface(ip)
+        // libuv turns a missing or unknown scope into scope 0 (the default interface).
+        if (this.type !== 'udp6' || scope === '0') throw error
+        this.#udp.setMulticastInterface(`${ip}%0`)
       }
     })
   }
