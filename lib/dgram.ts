@@ -29,7 +29,7 @@ export interface SocketOptions {
   ipv6Only?: boolean
   recvBufferSize?: number
   sendBufferSize?: number
-  lookup?: DgramLookup | ((hostname: string, options: unknown, callback: (...args: any[]) => void) => void)
+  lookup?: DgramLookup
   signal?: AbortSignal
 }
 
