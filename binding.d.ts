@@ -38,12 +38,15 @@ export declare class NativeSocket {
    * - `messageDestinations`: index into `addresses`/`ports` per message, `0xFFFFFFFF` for the
    *   connected peer (`null`: all to destination 0, or to the connected peer if none);
    * - `addresses`/`ports`: IP literals and ports of the destinations;
-   * - `from`: first message to send (to resume a batch); `flags`: `sendmmsg` flags.
+   * - `from`: first message to send (to resume a batch); `flags`: `sendmmsg` flags;
+   * - `lengths` (optional): each view's length when the caller took it (the TS layer reads
+   *   user objects before this call, and a getter that ran since may have shrunk a view:
+   *   that view's message then fails instead of going out short).
    *
    * Returns messages sent so far (counted from 0; fewer than the batch: the socket would
    * block). A failing message throws with `index` and `sent`.
    */
-  send(views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number): number
+  send(views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null): number
   /**
    * Sends `payload` as datagrams of `segmentSize` bytes (the last may be shorter), with GSO
    * where the kernel supports it. `address` `null`: the connected peer. Returns datagrams
@@ -120,11 +123,11 @@ export declare function recvmmsg(fd: number, buffers: Uint8Array[], flags: numbe
  * UIO_MAXIOV messages, the count sent, an error only when none was (with `index: 0`).
  * Arguments as `NativeSocket.send`; `bytesSent[i]` (if given) receives message `i`'s `msg_len`.
  */
-export declare function sendmmsg(fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number): Array<number>
+export declare function sendmmsg(fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number, lengths?: Uint32Array | null): Array<number>
 
 /**
  * Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a
  * message that fails after others were sent throws with its `index` and `sent`. Returns the
  * count sent (fewer than the batch: the socket would block).
  */
-export declare function trySendmmsg(fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number): number
+export declare function trySendmmsg(fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number, lengths?: Uint32Array | null): number

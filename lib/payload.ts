@@ -77,6 +77,12 @@ export function checkAddress(address: unknown, name: string): string {
 /** A batch ready for the binding. */
 export interface Plan {
   views: Uint8Array[]
+  /**
+   * Each view's length when this module took it. A getter that runs later (while a later
+   * message is read) may detach or shrink an earlier view; the binding then fails that
+   * message instead of sending it empty or cut.
+   */
+  lengths: Uint32Array
   /** Pieces per message, or null when every message is one piece. */
   pieceCounts: Uint32Array | null
   /** Destination index per message (CONNECTED: the peer), or null when all go to destination 0 (or the peer if there is none). */
@@ -121,6 +127,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
     throw invalidArgType('port', 'of type number', port)
   }
   const views: Uint8Array[] = new Array<Uint8Array>(count)
+  let lengths: Uint32Array = new Uint32Array(count)
   let pieceCounts: Uint32Array | null = null
   let destinations: Uint32Array | null = null
   let pieces = 0
@@ -130,13 +137,16 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       // The common case: one Buffer per datagram, to the call's destination.
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (destinations !== null) destinations[i] = defaultDestination
+      lengths[pieces] = entry.byteLength
       views[pieces++] = entry
       continue
     }
     if (typeof entry === 'string' || ArrayBuffer.isView(entry) || entry instanceof ArrayBuffer) {
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (destinations !== null) destinations[i] = defaultDestination
-      views[pieces++] = toView(entry, `messages[${i}]`)
+      const view = toView(entry, `messages[${i}]`)
+      lengths[pieces] = view.byteLength
+      views[pieces++] = view
       continue
     }
     if (entry === null || typeof entry !== 'object') {
@@ -169,12 +179,20 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       if (pieceCounts === null) pieceCounts = new Uint32Array(count).fill(1, 0, i)
       pieceCounts[i] = n
       if (views.length < pieces + n) views.length = pieces + n
-      for (let j = 0; j < n; j++) views[pieces++] = toView(body[j], `messages[${i}].data[${j}]`)
+      if (lengths.length < pieces + n) lengths = grow(lengths, pieces + n)
+      for (let j = 0; j < n; j++) {
+        const view = toView(body[j], `messages[${i}].data[${j}]`)
+        lengths[pieces] = view.byteLength
+        views[pieces++] = view
+      }
     } else {
       if (body === undefined) throw invalidArgType(`messages[${i}].data`, 'a payload or a list of payloads', body)
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (views.length < pieces + 1) views.length = pieces + 1
-      views[pieces++] = toView(body, `messages[${i}].data`)
+      if (lengths.length < pieces + 1) lengths = grow(lengths, pieces + 1)
+      const view = toView(body, `messages[${i}].data`)
+      lengths[pieces] = view.byteLength
+      views[pieces++] = view
     }
   }
   views.length = pieces
@@ -183,7 +201,14 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
     // "no destinations array" meaning "all to destination 0" exact.
     destinations = new Uint32Array(count).fill(CONNECTED)
   }
-  return { views, pieceCounts, destinations, addresses, ports, count, unresolved }
+  if (lengths.length !== pieces) lengths = lengths.subarray(0, pieces)
+  return { views, lengths, pieceCounts, destinations, addresses, ports, count, unresolved }
+}
+
+function grow(lengths: Uint32Array, atLeast: number): Uint32Array {
+  const bigger = new Uint32Array(Math.max(atLeast, lengths.length * 2))
+  bigger.set(lengths)
+  return bigger
 }
 
 /** A plan of one packed buffer cut into datagrams by `lengths` (no copy). */
@@ -219,6 +244,7 @@ export function planPacked(packed: unknown, lengths: unknown, port: unknown, add
   }
   const plan = planBatch([], port, address, loopback)
   plan.views = views
+  plan.lengths = list
   plan.count = list.length
   return plan
 }

@@ -46,7 +46,7 @@ export function sendmmsg(fd: number, messages: readonly BatchEntry[], flags?: nu
   if (bytesSent !== undefined && !(bytesSent instanceof Uint32Array)) throw invalidArgType('bytesSent', 'an instance of Uint32Array', bytesSent)
   let lengths: number[]
   try {
-    lengths = native.sendmmsg(f, plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, fl)
+    lengths = native.sendmmsg(f, plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, fl, plan.lengths)
   } catch (error) {
     throw fromNative(error)
   }
@@ -66,7 +66,7 @@ export function trySendmmsg(fd: number, messages: readonly BatchEntry[], flags?:
   const plan = planBatch(messages, undefined, undefined, '127.0.0.1')
   const fl = checkFlags(flags)
   try {
-    return native.trySendmmsg(f, plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, fl)
+    return native.trySendmmsg(f, plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, fl, plan.lengths)
   } catch (error) {
     throw fromNative(error)
   }

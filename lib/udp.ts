@@ -473,7 +473,7 @@ export class UdpSocket extends EventEmitter {
 
   #sendNow(plan: Plan, from: number, flags: number): number {
     try {
-      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags)
+      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths)
     } catch (error) {
       throw fromNative(error, 0, this.#locate(plan))
     }
@@ -541,7 +541,7 @@ export class UdpSocket extends EventEmitter {
       if (head.resolving) return // flushed again once its lookup is done
       let sent: number
       try {
-        sent = this.#native.send(head.plan.views, head.plan.pieceCounts, head.plan.destinations, head.plan.addresses, head.plan.ports, head.next, head.flags)
+        sent = this.#native.send(head.plan.views, head.plan.pieceCounts, head.plan.destinations, head.plan.addresses, head.plan.ports, head.next, head.flags, head.plan.lengths)
       } catch (error) {
         this.#queue.shift()
         head.reject(fromNative(error, 0, this.#locate(head.plan)))

@@ -39,6 +39,7 @@ fn read_fd_plan<'env>(
     addresses: Unknown,
     ports: Unknown,
     flags: Unknown,
+    lengths: Unknown,
 ) -> Outcome<FdPlan<'env>> {
     let fd = read::uint(fd, "fd", i32::MAX as u32)? as i32;
     let views = read::views(views, "views")?;
@@ -47,6 +48,7 @@ fn read_fd_plan<'env>(
     let addresses = read::strings(addresses, "addresses")?;
     let ports = read::uints(ports, "ports", 65535)?;
     let flags = send_flags(read::uint(flags, "flags", i32::MAX as u32)?)?;
+    let lengths = read::u32_list(lengths, "lengths")?;
     if addresses.len() != ports.len() {
         return Err(Failure::Range(
             "addresses and ports must have the same length".into(),
@@ -64,7 +66,7 @@ fn read_fd_plan<'env>(
             .map_err(|e| Failure::Type(e.to_string()))?;
         destinations.push(parsed);
     }
-    let lengths = views.iter().map(|v| v.planned_len).collect();
+    let lengths = read::planned_lengths(&views, lengths)?;
     let plan = SendPlan::new(lengths, &piece_counts, message_destinations, destinations)
         .map_err(|e| Failure::Range(e.to_string()))?;
     Ok(FdPlan {
@@ -79,7 +81,7 @@ fn read_fd_plan<'env>(
 /// UIO_MAXIOV messages, the count sent, an error only when none was (with `index: 0`).
 /// Arguments as `NativeSocket.send`; `bytesSent[i]` (if given) receives message `i`'s `msg_len`.
 #[napi(
-    ts_args_type = "fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number"
+    ts_args_type = "fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number, lengths?: Uint32Array | null"
 )]
 #[allow(clippy::too_many_arguments)]
 pub fn sendmmsg(
@@ -91,6 +93,7 @@ pub fn sendmmsg(
     addresses: Unknown,
     ports: Unknown,
     flags: Unknown,
+    lengths: Unknown,
 ) -> Result<Vec<u32>> {
     guarded(&env, || {
         let p = read_fd_plan(
@@ -101,6 +104,7 @@ pub fn sendmmsg(
             addresses,
             ports,
             flags,
+            lengths,
         )?;
         // Phase 2: the views' bytes now, then one system call.
         let bytes: Vec<&[u8]> = p.views.iter().map(View::bytes_now).collect();
@@ -142,7 +146,7 @@ pub fn sendmmsg(
 /// message that fails after others were sent throws with its `index` and `sent`. Returns the
 /// count sent (fewer than the batch: the socket would block).
 #[napi(
-    ts_args_type = "fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number"
+    ts_args_type = "fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number, lengths?: Uint32Array | null"
 )]
 #[allow(clippy::too_many_arguments)]
 pub fn try_sendmmsg(
@@ -154,6 +158,7 @@ pub fn try_sendmmsg(
     addresses: Unknown,
     ports: Unknown,
     flags: Unknown,
+    lengths: Unknown,
 ) -> Result<u32> {
     guarded(&env, || {
         let p = read_fd_plan(
@@ -164,6 +169,7 @@ pub fn try_sendmmsg(
             addresses,
             ports,
             flags,
+            lengths,
         )?;
         let bytes: Vec<&[u8]> = p.views.iter().map(View::bytes_now).collect();
         let mut scratch = SendScratch::new();

@@ -109,6 +109,22 @@ pub fn u32_list(value: Unknown, what: &str) -> Outcome<Vec<u32>> {
     Ok(values.to_vec())
 }
 
+/// The planned length of each view: the caller's `lengths` when given (checked to have one
+/// entry per view), else each view's length when phase 1 read it.
+pub fn planned_lengths(views: &[View], lengths: Vec<u32>) -> Outcome<Vec<u32>> {
+    if lengths.is_empty() {
+        return Ok(views.iter().map(|v| v.planned_len).collect());
+    }
+    if lengths.len() != views.len() {
+        return Err(Failure::Range(format!(
+            "lengths has {} entries for {} views",
+            lengths.len(),
+            views.len()
+        )));
+    }
+    Ok(lengths)
+}
+
 /// An array of strings.
 pub fn strings(value: Unknown, what: &str) -> Outcome<Vec<String>> {
     let list = array(value, what)?;

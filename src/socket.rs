@@ -337,12 +337,15 @@ impl NativeSocket {
     /// - `messageDestinations`: index into `addresses`/`ports` per message, `0xFFFFFFFF` for the
     ///   connected peer (`null`: all to destination 0, or to the connected peer if none);
     /// - `addresses`/`ports`: IP literals and ports of the destinations;
-    /// - `from`: first message to send (to resume a batch); `flags`: `sendmmsg` flags.
+    /// - `from`: first message to send (to resume a batch); `flags`: `sendmmsg` flags;
+    /// - `lengths` (optional): each view's length when the caller took it (the TS layer reads
+    ///   user objects before this call, and a getter that ran since may have shrunk a view:
+    ///   that view's message then fails instead of going out short).
     ///
     /// Returns messages sent so far (counted from 0; fewer than the batch: the socket would
     /// block). A failing message throws with `index` and `sent`.
     #[napi(
-        ts_args_type = "views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number"
+        ts_args_type = "views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null"
     )]
     #[allow(clippy::too_many_arguments)]
     pub fn send(
@@ -355,10 +358,12 @@ impl NativeSocket {
         ports: Unknown,
         from: Unknown,
         flags: Unknown,
+        lengths: Unknown,
     ) -> Result<u32> {
         guarded(&env, || {
             // Phase 1: read everything (user JS may run).
             let views = read::views(views, "views")?;
+            let lengths = read::u32_list(lengths, "lengths")?;
             let piece_counts = read::u32_list(piece_counts, "pieceCounts")?;
             let message_destinations = read::u32_list(message_destinations, "messageDestinations")?;
             let addresses = read::strings(addresses, "addresses")?;
@@ -370,7 +375,7 @@ impl NativeSocket {
                     "addresses and ports must have the same length".into(),
                 ));
             }
-            let piece_lengths = views.iter().map(|v| v.planned_len).collect();
+            let piece_lengths = read::planned_lengths(&views, lengths)?;
             // Phase 2: no JS from here until the result is mapped.
             self.with_endpoint(|s| {
                 let family = endpoint(s).family();
