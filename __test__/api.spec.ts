@@ -401,3 +401,138 @@ test('a dgram-style setTTL out of range is EINVAL', (t) => {
   t.is((t.throws(() => s.setTTL(256)) as Coded).code, 'EINVAL')
   s.close()
 })
+
+// ---- user code running while a batch is read ----------------------------------------------
+
+test('a getter that throws inside a batch: the same error propagates, nothing is sent', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const boom = new Error('boom')
+  const bad = { get data(): string { throw boom } }
+  t.is(t.throws(() => tx.trySend(['first', bad], rx.port, '127.0.0.1')), boom)
+  t.is(await t.throwsAsync(tx.send(['first', bad], rx.port, '127.0.0.1')), boom)
+  await sleep(50)
+  t.is(rx.received.length, 0)
+  t.is(tx.trySend(['still works'], rx.port, '127.0.0.1'), 1)
+  tx.close()
+  rx.close()
+})
+
+test('re-entrant close() from a getter during trySend: a coded error, the process lives, nothing is sent', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const e = t.throws(() => tx.trySend(['a', { get data() { tx.close(); return 'b' } }], rx.port, '127.0.0.1')) as Coded
+  t.is(e.code, 'ERR_SOCKET_DGRAM_NOT_RUNNING')
+  t.true(tx.closed)
+  await sleep(50)
+  t.is(rx.received.length, 0)
+  rx.close()
+})
+
+// lib reads the batch (running getters) before the binding runs; it records each view's length
+// as it takes it, so a getter that detaches an earlier message's buffer fails that message
+// (ERR_INVALID_STATE) rather than sending it empty.
+test('a getter that detaches an earlier message\'s buffer fails that message (ERR_INVALID_STATE), it is not sent empty', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const ab = new ArrayBuffer(8)
+  const thief = { get data() { structuredClone(ab, { transfer: [ab] }); return 'b' } }
+  let error: Coded | undefined
+  try {
+    tx.trySend([new Uint8Array(ab), thief], rx.port, '127.0.0.1')
+  } catch (e) {
+    error = e as Coded
+  }
+  await sleep(50)
+  t.false(rx.received.some((m) => m.data.length === 0), 'no empty datagram went out in its place')
+  t.is(error?.code, 'ERR_INVALID_STATE')
+  tx.close()
+  rx.close()
+})
+
+test.serial('an exception thrown by a message listener reaches uncaughtException; the rest of the batch is still delivered', async (t) => {
+  const rx = createSocket({ type: 'udp4', recvBufferSize: 1 << 20 })
+  rx.bind(0, '127.0.0.1')
+  const boom = new Error('listener boom')
+  const seen: string[] = []
+  rx.on('message', (m: Buffer) => {
+    seen.push(m.toString())
+    if (m.toString() === 'b') throw boom
+  })
+  const caught: unknown[] = []
+  const listeners = process.listeners('uncaughtException')
+  process.removeAllListeners('uncaughtException')
+  const onUncaught = (e: unknown): void => void caught.push(e)
+  process.on('uncaughtException', onUncaught)
+  try {
+    await sleep(20)
+    const tx = createSocket('udp4')
+    tx.trySend(['a', 'b', 'c'], rx.address().port, '127.0.0.1')
+    await until(() => seen.length >= 3 && caught.length >= 1, 3000)
+    await sleep(20)
+    tx.close()
+  } finally {
+    process.off('uncaughtException', onUncaught)
+    for (const l of listeners) process.on('uncaughtException', l)
+  }
+  t.deepEqual(seen, ['a', 'b', 'c'])
+  t.deepEqual(caught, [boom], 'the same object, once')
+  rx.close()
+})
+
+test('hostnames for bind() and connect() go through the lookup option', async (t) => {
+  const rx = await dgramReceiver()
+  const names: string[] = []
+  const lookup: LookupFunction = (hostname, _options, callback) => {
+    names.push(hostname)
+    process.nextTick(() => callback(null, '127.0.0.1', 4))
+  }
+  const tx = createSocket({ type: 'udp4', lookup })
+  tx.bind(0, 'my-host.test')
+  await once(tx, 'listening')
+  t.is(tx.address().address, '127.0.0.1')
+  tx.connect(rx.port, 'peer.test')
+  await once(tx, 'connect')
+  t.is(tx.trySend(['connected by name']), 1)
+  t.deepEqual(names, ['my-host.test', 'peer.test'])
+  t.deepEqual((await rx.waitFor(1)).map((m) => m.data.toString()), ['connected by name'])
+  tx.close()
+  rx.close()
+})
+
+test.serial('close() while receivers are active, from outside and from a handler: no delivery after close, no fd leak (200 cycles)', async (t) => {
+  const { readdirSync } = await import('node:fs')
+  const fds = (): number => readdirSync('/proc/self/fd').length
+  await sleep(50)
+  const before = fds()
+  const tx = createSocket('udp4')
+  let late = 0
+  for (let i = 0; i < 200; i++) {
+    const rx = createSocket({ type: 'udp4', receive: { maxDatagrams: 4 } })
+    rx.bind(0, '127.0.0.1')
+    const fromHandler = i % 2 === 0
+    let closedAt = -1
+    const onAny = (): void => {
+      if (rx.closed) late++
+      if (fromHandler && !rx.closed) {
+        rx.close()
+        closedAt = i
+      }
+    }
+    if (i % 3 === 0) rx.onBatch(createRecvBatch(4, 64), onAny)
+    else if (i % 3 === 1) rx.on('messages', onAny)
+    else rx.on('message', onAny)
+    await new Promise((r) => setImmediate(r))
+    tx.trySend(numberedPayloads(20), rx.address().port, '127.0.0.1')
+    if (!fromHandler) rx.close()
+    await new Promise((r) => setImmediate(r))
+    if (fromHandler && closedAt < 0 && !rx.closed) {
+      await until(() => rx.closed, 1000)
+      if (!rx.closed) rx.close()
+    }
+  }
+  tx.close()
+  await sleep(100)
+  t.is(late, 0, 'no handler ran on a closed socket')
+  t.true(fds() <= before + 2, `fds before ${before}, after ${fds()}`)
+})
