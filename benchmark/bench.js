@@ -106,7 +106,7 @@ async function sendSection(bins) {
         )
         const cpu = meter.stop()
         cells.push({ size, batch, results, otherCores: cpu ? cpu.otherCores : null })
-        const show = ['dgram-connected', 'pkg-buffers', 'pkg-packed', 'c']
+        const show = ['dgram', 'dgram-connected', 'pkg-buffers', 'pkg-messages', ...(SENDERS.some((s) => s.id === 'dropin') ? ['dropin'] : []), 'c']
         log(
           `  send ${String(size).padStart(4)} B batch ${String(batch).padStart(4)}: ` +
             show.map((id) => `${id} ${fmtRate(results[id].median)}`).join(', ') +
@@ -186,6 +186,7 @@ function ratios(results) {
     add('packed-vs-c', '64 B, batch 64: trySendPacked / C sendmmsg loop', r['pkg-packed'], r.c)
     add('messages-vs-c', '64 B, batch 64: trySend([{ data, address, port }]) / C sendmmsg loop', r['pkg-messages'], r.c)
     add('connected-vs-c', '64 B, batch 64: connected trySend(buffers) / C sendmmsg loop, connected', r['pkg-connected'], r['c-connected'])
+    if (r.dropin) add('dropin-vs-dgram', "64 B, 64 in flight: unchanged dgram code via 'sendmmsg/dgram' / node:dgram unconnected", r.dropin, r.dgram)
     add('connected-vs-dgram', '64 B, batch 64: connected trySend(buffers) / node:dgram connected', r['pkg-connected'], r['dgram-connected'])
   }
   if (results.receive) {

@@ -11,6 +11,16 @@ const { now } = require('./util')
 
 const LOOPBACK = '127.0.0.1'
 
+// The node:dgram drop-in ('sendmmsg/dgram'), when built: unchanged dgram code, batched.
+let dropin = null
+try {
+  dropin = require('sendmmsg/dgram')
+} catch {
+  try {
+    dropin = require('../../dist/dgram')
+  } catch {}
+}
+
 /** What "batch" means for each sender is spelled out in `batchMeaning`. */
 const SENDERS = [
   {
@@ -57,6 +67,17 @@ const SENDERS = [
     group: 'package',
     batchMeaning: 'datagrams per call (UDP_SEGMENT sends of up to 64)',
   },
+  ...(dropin
+    ? [
+        {
+          id: 'dropin',
+          label: "'sendmmsg/dgram' drop-in: unchanged socket.send(buf, port, address) loop",
+          short: "sendmmsg/dgram drop-in send(buf, port, address)",
+          group: 'package',
+          batchMeaning: 'sends in flight (sends made in one turn leave as one sendmmsg)',
+        },
+      ]
+    : []),
   {
     id: 'c',
     label: 'C sendmmsg loop, unconnected (msg_name per message)',
@@ -145,6 +166,12 @@ async function createSendBench({ bins }) {
   const txConnected = createSocket('udp4')
   txConnected.connect(port, LOOPBACK)
   const txGso = createSocket('udp4')
+  let dropinSocket = null
+  if (dropin) {
+    dropinSocket = dropin.createSocket('udp4')
+    dropinSocket.bind(0, LOOPBACK)
+    await once(dropinSocket, 'listening')
+  }
 
   function cell(size, batch, cap) {
     const buffers = Array.from({ length: batch }, (_, i) => Buffer.alloc(size, i & 0xff))
@@ -170,6 +197,7 @@ async function createSendBench({ bins }) {
       'pkg-connected': (seconds) => syncLoop(() => txConnected.trySend(buffers), batch, seconds, cap(seconds)),
       'pkg-gso': (seconds) =>
         syncLoop(() => txGso.trySendSegmented(packed, size, port, LOOPBACK), batch, seconds, cap(seconds)),
+      ...(dropinSocket ? { dropin: (seconds) => dgramLoop(dropinSocket, one, batch, seconds, cap(seconds), port) } : {}),
       c: cRun('unconnected'),
       'c-connected': cRun('connected'),
     }
@@ -180,6 +208,7 @@ async function createSendBench({ bins }) {
     for (const s of [tx, txConnected, txGso, sink]) s.close()
     dgramUnconnected.close()
     dgramConnected.close()
+    if (dropinSocket) dropinSocket.close()
   }
 
   return { port, cell, close, gsoState: () => txGso.gso }
