@@ -184,12 +184,13 @@ impl Endpoint {
         from: usize,
         flags: i32,
     ) -> PlanReport {
-        plan.send(
+        plan.send_with_gso(
             self.socket.raw_fd(),
             &mut self.send_scratch,
             views,
             from,
             flags,
+            &mut self.gso,
         )
     }
 

@@ -12,7 +12,7 @@ use crate::{sys, SockAddr};
 /// Most segments the kernel accepts in one GSO send (UDP_MAX_SEGMENTS).
 pub const MAX_GSO_SEGMENTS: usize = 64;
 /// Most payload bytes per GSO send: the whole must fit one IP packet before segmentation.
-const MAX_GSO_BYTES: usize = 65_000;
+pub const MAX_GSO_BYTES: usize = 65_000;
 
 /// What we know about GSO on one socket.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

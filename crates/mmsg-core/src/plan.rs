@@ -11,6 +11,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use crate::addr::SockAddr;
+use crate::gso::{self, GsoSupport, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
 use crate::send::{SendScratch, SendStop, MAX_SEGMENTS_PER_MESSAGE};
 
 /// Marks a message that goes to the connected peer (no `msg_name`).
@@ -218,8 +219,7 @@ impl SendPlan {
     }
 
     /// Sends messages `from..` with the views' current bytes (`views[p]` is piece `p`, looked up
-    /// just now with no JavaScript run since). Exactly the planned number of bytes of each piece
-    /// are sent. Stops at "would block", at a failing message, or at a changed view.
+    /// just now with no JavaScript run since), without GSO. See [`SendPlan::send_with_gso`].
     pub fn send(
         &self,
         fd: RawFd,
@@ -228,12 +228,125 @@ impl SendPlan {
         from: usize,
         flags: libc::c_int,
     ) -> PlanReport {
+        let mut off = GsoSupport::Unavailable;
+        self.send_with_gso(fd, scratch, views, from, flags, &mut off)
+    }
+
+    /// Sends messages `from..` with the views' current bytes. Exactly the planned number of
+    /// bytes of each piece are sent. Stops at "would block", at a failing message, or at a
+    /// changed view.
+    ///
+    /// Where `gso` is available, each run of 2–64 consecutive messages to one destination with
+    /// equal lengths (the last of a run may be shorter) leaves as one `UDP_SEGMENT` message: the
+    /// kernel cuts it back into exactly those datagrams. If the kernel refuses such a message,
+    /// its run is sent again as plain datagrams (each then gets its own verdict), and on `EIO`
+    /// / `EOPNOTSUPP` (a device without GSO) the capability is switched off for the socket.
+    /// Counts and indexes in the report are always per datagram.
+    pub fn send_with_gso(
+        &self,
+        fd: RawFd,
+        scratch: &mut SendScratch,
+        views: &[&[u8]],
+        from: usize,
+        flags: libc::c_int,
+        gso: &mut GsoSupport,
+    ) -> PlanReport {
         let changed = self.first_changed(views, from);
         let end = changed.map_or(self.len(), |(message, _)| message);
-        let from = from.min(end);
+        let mut from = from.min(end);
+        let mut use_gso = *gso == GsoSupport::Available;
+        loop {
+            let pass = self.send_pass(fd, scratch, views, from, end, flags, use_gso);
+            match pass {
+                Pass::Done(report) => {
+                    let stop = match report.stop {
+                        PlanStop::Complete => match changed {
+                            Some((index, piece)) => PlanStop::ViewChanged { index, piece },
+                            None => PlanStop::Complete,
+                        },
+                        other => other,
+                    };
+                    return PlanReport {
+                        sent: report.sent,
+                        stop,
+                    };
+                }
+                Pass::GsoRefused { sent, error } => {
+                    // The run starting at `sent` goes again as plain datagrams; the rest of
+                    // this call goes without GSO too (the next call tries GSO again unless
+                    // the device said it has none).
+                    if gso::is_gso_refusal(&error) {
+                        *gso = GsoSupport::Unavailable;
+                    }
+                    from = sent;
+                    use_gso = false;
+                }
+            }
+        }
+    }
+
+    /// Whether messages `a` and `b` go to the same place.
+    fn same_destination(&self, a: usize, b: usize) -> bool {
+        match (
+            self.message_destinations.get(a),
+            self.message_destinations.get(b),
+        ) {
+            (Some(x), Some(y)) => x == y,
+            _ => self.message_destinations.is_empty(),
+        }
+    }
+
+    /// How many messages from `start` (< `end`) can leave as one GSO message (1: none).
+    fn gso_run(&self, start: usize, end: usize) -> usize {
+        let segment = self.message_len(start);
+        if segment == 0 || segment > u16::MAX as usize {
+            return 1;
+        }
+        let mut bytes = segment;
+        let mut pieces = self.pieces_of(start).len();
+        let mut k = start + 1;
+        while k < end && k - start < MAX_GSO_SEGMENTS && self.same_destination(start, k) {
+            let len = self.message_len(k);
+            let more_pieces = self.pieces_of(k).len();
+            if len == 0
+                || len > segment
+                || bytes + len > MAX_GSO_BYTES
+                || pieces + more_pieces > MAX_SEGMENTS_PER_MESSAGE
+            {
+                break;
+            }
+            bytes += len;
+            pieces += more_pieces;
+            k += 1;
+            if len < segment {
+                break; // only the last segment may be shorter
+            }
+        }
+        k - start
+    }
+
+    /// One pass: builds the batch for messages `from..end` (GSO runs where allowed) and sends it.
+    #[allow(clippy::too_many_arguments)]
+    fn send_pass(
+        &self,
+        fd: RawFd,
+        scratch: &mut SendScratch,
+        views: &[&[u8]],
+        from: usize,
+        end: usize,
+        flags: libc::c_int,
+        use_gso: bool,
+    ) -> Pass {
+        let mut runs: Vec<(usize, usize)> = Vec::new();
         let mut batch = scratch.batch();
         let mut last: Option<(*const SockAddr, crate::send::DestinationId)> = None;
-        for message in from..end {
+        let mut message = from;
+        while message < end {
+            let run = if use_gso {
+                self.gso_run(message, end)
+            } else {
+                1
+            };
             let destination = self.destination_of(message).map(|address| match last {
                 Some((previous, id)) if std::ptr::eq(previous, address) => id,
                 _ => {
@@ -242,30 +355,78 @@ impl SendPlan {
                     id
                 }
             });
-            batch.start_message(destination);
-            for p in self.pieces_of(message) {
-                let bytes = &views[p][..self.piece_lengths[p] as usize];
-                // Cannot fail: `new` checked every count against IOV_MAX.
-                if batch.add_segment(bytes).is_err() {
-                    unreachable_plan();
+            if run > 1 {
+                batch.start_message_with_gso(destination, self.message_len(message) as u16);
+            } else {
+                batch.start_message(destination);
+            }
+            for m in message..message + run {
+                for p in self.pieces_of(m) {
+                    let bytes = &views[p][..self.piece_lengths[p] as usize];
+                    // Cannot fail: `new` and `gso_run` keep every message within IOV_MAX.
+                    if batch.add_segment(bytes).is_err() {
+                        unreachable_plan();
+                    }
                 }
             }
+            if use_gso {
+                runs.push((message, run));
+            }
+            message += run;
         }
         let report = batch.send(fd, flags, 0);
-        let sent = from + report.sent;
-        let stop = match report.stop {
-            SendStop::Complete => match changed {
-                Some((index, piece)) => PlanStop::ViewChanged { index, piece },
-                None => PlanStop::Complete,
-            },
-            SendStop::WouldBlock => PlanStop::WouldBlock,
-            SendStop::Failed { index, error } => PlanStop::Failed {
-                index: from + index,
-                error,
-            },
+        // Batch messages back to plan messages.
+        let to_plan = |batch_index: usize| -> usize {
+            if use_gso {
+                runs.get(batch_index).map_or(end, |&(start, _)| start)
+            } else {
+                from + batch_index
+            }
         };
-        PlanReport { sent, stop }
+        let sent = to_plan(report.sent);
+        let stop = match report.stop {
+            SendStop::Complete => PlanStop::Complete,
+            SendStop::WouldBlock => PlanStop::WouldBlock,
+            SendStop::Failed { index, error } => {
+                if use_gso
+                    && runs.get(index).is_some_and(|&(_, run)| run > 1)
+                    && report.sent == index
+                    && may_be_about_gso(&error)
+                {
+                    return Pass::GsoRefused {
+                        sent: to_plan(index),
+                        error,
+                    };
+                }
+                PlanStop::Failed {
+                    index: to_plan(index),
+                    error,
+                }
+            }
+        };
+        Pass::Done(PlanReport { sent, stop })
     }
+}
+
+/// Errors a GSO message can get because it is a GSO message (the device, the segment size
+/// against the path MTU), so that its datagrams may still go out one by one. Others (an ICMP
+/// report, no route) are the datagrams' own and are reported as they are: resending would
+/// consume and lose them.
+fn may_be_about_gso(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EIO | libc::EOPNOTSUPP | libc::EINVAL | libc::EMSGSIZE | libc::ENOPROTOOPT)
+    )
+}
+
+/// The outcome of one [`SendPlan::send_pass`].
+enum Pass {
+    Done(PlanReport),
+    /// A GSO message failed before anything of it went out: resend its run without GSO.
+    GsoRefused {
+        sent: usize,
+        error: io::Error,
+    },
 }
 
 #[cold]

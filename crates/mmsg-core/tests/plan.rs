@@ -113,3 +113,46 @@ fn destinations_per_message_and_connected_peer() {
     assert_eq!(recv_all(&rx1), vec![b"2".to_vec()]);
     assert_eq!(recv_all(&rx2), vec![b"1".to_vec(), b"3".to_vec()]);
 }
+
+#[test]
+fn equal_sized_runs_leave_as_gso_and_arrive_as_the_same_datagrams() {
+    let rx = peer();
+    let mut endpoint = Endpoint::new(Family::V4, &SocketOptions::default()).unwrap();
+    // 100 × 64 B (runs of 64 + 36), then sizes that break runs: 10, 10, 5 (a shorter last),
+    // 20, one of 1 piece gathered from 3.
+    let mut lengths = vec![64u32; 100];
+    lengths.extend([10, 10, 5, 20]);
+    let mut counts = vec![1u32; 104];
+    lengths.extend([1, 1, 1]);
+    counts.push(3);
+    let payloads: Vec<Vec<u8>> = lengths
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|j| (i as u32 * 7 + j) as u8).collect())
+        .collect();
+    let views: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
+    let plan = SendPlan::new(lengths.clone(), &counts, vec![], vec![addr(&rx)]).unwrap();
+    let report = endpoint.send_plan(&plan, &views, 0, 0);
+    assert_eq!(report.sent, 105, "{:?}", report.stop);
+    assert!(matches!(report.stop, PlanStop::Complete));
+    let got = recv_all(&rx);
+    let mut want: Vec<Vec<u8>> = payloads[..104].to_vec();
+    want.push(payloads[104..].concat());
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+    assert_eq!(endpoint.gso(), mmsg_core::GsoSupport::Available);
+}
+
+#[test]
+fn a_bad_destination_fails_a_gso_run_as_its_own_error_and_keeps_gso() {
+    let mut endpoint = Endpoint::new(Family::V4, &SocketOptions::default()).unwrap();
+    let port0 = SockAddr::from("127.0.0.1:0".parse::<SocketAddr>().unwrap());
+    let plan = SendPlan::new(vec![8; 3], &[], vec![], vec![port0]).unwrap();
+    let data = [0u8; 8];
+    let report = endpoint.send_plan(&plan, &[&data, &data, &data], 0, 0);
+    assert_eq!(report.sent, 0);
+    assert!(
+        matches!(report.stop, PlanStop::Failed { index: 0, ref error } if error.raw_os_error() == Some(libc::EINVAL))
+    );
+    assert_eq!(endpoint.gso(), mmsg_core::GsoSupport::Available);
+}
