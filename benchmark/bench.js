@@ -106,7 +106,7 @@ async function sendSection(bins) {
         )
         const cpu = meter.stop()
         cells.push({ size, batch, results, otherCores: cpu ? cpu.otherCores : null })
-        const show = ['dgram', 'dgram-connected', 'pkg-buffers', 'pkg-messages', ...(SENDERS.some((s) => s.id === 'dropin') ? ['dropin'] : []), 'c']
+        const show = ['dgram', 'dgram-connected', 'pkg-buffers', 'pkg-messages', ...(SENDERS.some((s) => s.id === 'dropin') ? ['dropin'] : []), 'c', 'c-gso']
         log(
           `  send ${String(size).padStart(4)} B batch ${String(batch).padStart(4)}: ` +
             show.map((id) => `${id} ${fmtRate(results[id].median)}`).join(', ') +
@@ -183,6 +183,7 @@ function ratios(results) {
     const r = c64.results
     add('send-vs-c', '64 B, batch 64, one destination: trySend(buffers, port, address) / C sendmmsg loop', r['pkg-buffers'], r.c, 0.95)
     add('send-vs-dgram', '64 B, batch 64, one destination: trySend(buffers, port, address) / node:dgram connected', r['pkg-buffers'], r['dgram-connected'], 1.4)
+    add('send-vs-c-gso', '64 B, batch 64, one destination: trySend(buffers, port, address) (GSO without asking) / C sendmmsg loop of one 64-segment GSO message', r['pkg-buffers'], r['c-gso'])
     add('packed-vs-c', '64 B, batch 64: trySendPacked / C sendmmsg loop', r['pkg-packed'], r.c)
     add('messages-vs-c', '64 B, batch 64: trySend([{ data, address, port }]) / C sendmmsg loop', r['pkg-messages'], r.c)
     add('connected-vs-c', '64 B, batch 64: connected trySend(buffers) / C sendmmsg loop, connected', r['pkg-connected'], r['c-connected'])

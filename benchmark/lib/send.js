@@ -91,6 +91,17 @@ const SENDERS = [
     group: 'c',
     batchMeaning: 'messages per sendmmsg call',
   },
+  {
+    // The package sends runs of equal-sized datagrams to one destination as UDP_SEGMENT (GSO)
+    // messages; this is the like-for-like C reference: sendmmsg of GSO messages of
+    // min(64, 65000 / size) segments, about `batch` datagrams per call (batches smaller than
+    // one group are not run).
+    id: 'c-gso',
+    label: 'C sendmmsg loop of UDP_SEGMENT (GSO) messages, unconnected',
+    short: 'C sendmmsg loop, GSO messages',
+    group: 'c',
+    batchMeaning: 'datagrams per sendmmsg call (GSO groups of up to 64; batches below one group not run)',
+  },
 ]
 
 /**
@@ -179,8 +190,14 @@ async function createSendBench({ bins }) {
     const packed = Buffer.alloc(size * batch, 0x5a)
     const lengths = new Uint32Array(batch).fill(size)
     const one = Buffer.alloc(size, 0x61)
+    const perGroup = Math.max(1, Math.min(64, Math.floor(65000 / size)))
     const cRun = (mode) => (seconds) => {
-      const args = [size, batch, cap(seconds), port, seconds, mode].map(String)
+      let messages = batch
+      if (mode === 'gso') {
+        if (batch < perGroup) return { datagrams: NaN, seconds: 1, wouldBlock: 0 }
+        messages = Math.max(1, Math.round(batch / perGroup))
+      }
+      const args = [size, messages, cap(seconds), port, seconds, mode].map(String)
       const r = spawnSync(bins.sendmmsg_loop, args, { encoding: 'utf8', timeout: (seconds + 10) * 1000 })
       if (r.status !== 0) throw new Error(`sendmmsg_loop ${args.join(' ')} failed: ${r.stderr || r.signal}`)
       const out = JSON.parse(r.stdout.trim().split('\n').pop())
@@ -200,6 +217,7 @@ async function createSendBench({ bins }) {
       ...(dropinSocket ? { dropin: (seconds) => dgramLoop(dropinSocket, one, batch, seconds, cap(seconds), port) } : {}),
       c: cRun('unconnected'),
       'c-connected': cRun('connected'),
+      'c-gso': cRun('gso'),
     }
     return runs
   }
