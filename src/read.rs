@@ -109,6 +109,23 @@ pub fn u32_list(value: Unknown, what: &str) -> Outcome<Vec<u32>> {
     Ok(values.to_vec())
 }
 
+/// A `Uint8Array` (or `null`/`undefined`: empty), copied once into our own memory.
+pub fn u8_list(value: Unknown, what: &str) -> Outcome<Vec<u8>> {
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => return Ok(Vec::new()),
+        _ => {}
+    }
+    if !value.is_typedarray()? {
+        return Err(Failure::Type(format!("{what} must be a Uint8Array")));
+    }
+    let values = <&[u8]>::from_unknown(value)
+        .map_err(|_| Failure::Type(format!("{what} must be a Uint8Array")))?;
+    if values.len() > MAX_LIST as usize {
+        return Err(Failure::Range(format!("{what} is too long")));
+    }
+    Ok(values.to_vec())
+}
+
 /// The planned length of each view: the caller's `lengths` when given (checked to have one
 /// entry per view), else each view's length when phase 1 read it.
 pub fn planned_lengths(views: &[View], lengths: Vec<u32>) -> Outcome<Vec<u32>> {

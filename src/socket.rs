@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use mmsg_core::reactor::{Reactor, Readiness, Registration};
 use mmsg_core::{
-    Endpoint, Family, GsoSupport, PlanStop, RecvTarget, SendPlan, SockAddr, SocketOptions,
+    Endpoint, Family, GsoSupport, PlanStop, RecvMetadata, RecvTarget, SendPlan, SockAddr,
+    SocketOptions,
 };
 use napi::bindgen_prelude::{FromNapiValue, Function, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -342,10 +343,13 @@ impl NativeSocket {
     ///   user objects before this call, and a getter that ran since may have shrunk a view:
     ///   that view's message then fails instead of going out short).
     ///
+    /// - `tos` (optional): a TOS byte / traffic class per message (DSCP << 2 | ECN; 0: the
+    ///   socket's own), sent as `IP_TOS` / `IPV6_TCLASS` control messages.
+    ///
     /// Returns messages sent so far (counted from 0; fewer than the batch: the socket would
     /// block). A failing message throws with `index` and `sent`.
     #[napi(
-        ts_args_type = "views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null"
+        ts_args_type = "views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null, tos?: Uint8Array | null"
     )]
     #[allow(clippy::too_many_arguments)]
     pub fn send(
@@ -359,11 +363,13 @@ impl NativeSocket {
         from: Unknown,
         flags: Unknown,
         lengths: Unknown,
+        tos: Unknown,
     ) -> Result<u32> {
         guarded(&env, || {
             // Phase 1: read everything (user JS may run).
             let views = read::views(views, "views")?;
             let lengths = read::u32_list(lengths, "lengths")?;
+            let tos = read::u8_list(tos, "tos")?;
             let piece_counts = read::u32_list(piece_counts, "pieceCounts")?;
             let message_destinations = read::u32_list(message_destinations, "messageDestinations")?;
             let addresses = read::strings(addresses, "addresses")?;
@@ -388,13 +394,15 @@ impl NativeSocket {
                         port as u16,
                     )?);
                 }
-                let plan = SendPlan::new(
+                let mut plan = SendPlan::new(
                     piece_lengths,
                     &piece_counts,
                     message_destinations,
                     destinations,
                 )
                 .map_err(|e| Failure::Range(e.to_string()))?;
+                plan.set_tos(tos)
+                    .map_err(|e| Failure::Range(e.to_string()))?;
                 send_plan(endpoint(s), &plan, &views, from, flags)
             })
         })
@@ -455,9 +463,11 @@ impl NativeSocket {
 
     /// Receives without blocking into caller arrays; returns the count (0: nothing queued).
     /// Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
-    /// (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address).
+    /// (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
+    /// 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
+    /// 64 destination IPv6). The four metadata arrays are optional (see `setReceiveMetadata`).
     #[napi(
-        ts_args_type = "data: Uint8Array, slotSize: number, lengths: Uint32Array, ports: Uint16Array, addresses: Uint8Array, scopeIds: Uint32Array, flags: Uint8Array"
+        ts_args_type = "data: Uint8Array, slotSize: number, lengths: Uint32Array, ports: Uint16Array, addresses: Uint8Array, scopeIds: Uint32Array, flags: Uint8Array, tos?: Uint8Array | null, destinations?: Uint8Array | null, interfaces?: Uint32Array | null, timestamps?: BigUint64Array | null"
     )]
     #[allow(clippy::too_many_arguments)]
     pub fn recv(
@@ -470,9 +480,17 @@ impl NativeSocket {
         addresses: Unknown,
         scope_ids: Unknown,
         flags: Unknown,
+        tos: Option<Unknown>,
+        destinations: Option<Unknown>,
+        interfaces: Option<Unknown>,
+        timestamps: Option<Unknown>,
     ) -> Result<u32> {
         guarded(&env, || {
             // Phase 1: types only (typed arrays have no getters to run).
+            let tos = optional_typed::<u8>(tos, "tos")?;
+            let destinations = optional_typed::<u8>(destinations, "destinations")?;
+            let interfaces = optional_typed::<u32>(interfaces, "interfaces")?;
+            let timestamps = optional_typed::<u64>(timestamps, "timestamps")?;
             let data_view = read::view(data, &|| "data".to_owned())?;
             let slot_size = read::uint(slot_size, "slotSize", 1 << 20)? as usize;
             let address_view = read::view(addresses, &|| "addresses".to_owned())?;
@@ -489,6 +507,10 @@ impl NativeSocket {
                     range_of(address_view.bytes_now()),
                     range_of(<&[u32]>::from_unknown(scope_ids).unwrap_or(&[])),
                     range_of(flag_view.bytes_now()),
+                    range_of(slice_of::<u8>(tos)),
+                    range_of(slice_of::<u8>(destinations)),
+                    range_of(slice_of::<u32>(interfaces)),
+                    range_of(slice_of::<u64>(timestamps)),
                 ];
                 if overlapping(&ranges) {
                     return Err(Failure::Type(
@@ -503,6 +525,10 @@ impl NativeSocket {
                     addresses: address_view.bytes_now_mut(),
                     scope_ids: <&mut [u32]>::from_unknown(scope_ids).unwrap_or(&mut []),
                     flags: flag_view.bytes_now_mut(),
+                    tos: slice_mut_of::<u8>(tos),
+                    destinations: slice_mut_of::<u8>(destinations),
+                    interfaces: slice_mut_of::<u32>(interfaces),
+                    timestamps: slice_mut_of::<u64>(timestamps),
                 };
                 endpoint(s)
                     .recv(&mut target)
@@ -536,6 +562,29 @@ impl NativeSocket {
                     GsoSupport::Available => 1,
                     GsoSupport::Unavailable => 2,
                 })
+            })
+        })
+    }
+
+    /// Per-datagram metadata: TOS/ECN (`IP_RECVTOS`/`IPV6_RECVTCLASS`), destination and
+    /// interface (`IP_PKTINFO`/`IPV6_RECVPKTINFO`), kernel timestamps (`SO_TIMESTAMPNS`).
+    #[napi]
+    pub fn set_receive_metadata(
+        &self,
+        env: Env,
+        tos: bool,
+        packet_info: bool,
+        timestamps: bool,
+    ) -> Result<()> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .set_receive_metadata(RecvMetadata {
+                        tos,
+                        packet_info,
+                        timestamps,
+                    })
+                    .map_err(|e| Failure::system(e, "setsockopt"))
             })
         })
     }
@@ -775,6 +824,45 @@ where
         )));
     }
     Ok(())
+}
+
+/// An optional typed array argument: `None` for `undefined`/`null`, else checked like
+/// [`check_typed`].
+fn optional_typed<'env, T>(
+    value: Option<Unknown<'env>>,
+    what: &str,
+) -> Outcome<Option<Unknown<'env>>>
+where
+    for<'a> &'a [T]: FromNapiValue,
+{
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.get_type()? {
+        napi::ValueType::Undefined | napi::ValueType::Null => Ok(None),
+        _ => {
+            check_typed::<T>(value, what)?;
+            Ok(Some(value))
+        }
+    }
+}
+
+fn slice_of<'env, T: 'env>(value: Option<Unknown<'env>>) -> &'env [T]
+where
+    &'env [T]: FromNapiValue,
+{
+    value
+        .and_then(|v| <&[T]>::from_unknown(v).ok())
+        .unwrap_or(&[])
+}
+
+fn slice_mut_of<'env, T: 'env>(value: Option<Unknown<'env>>) -> &'env mut [T]
+where
+    &'env mut [T]: FromNapiValue,
+{
+    value
+        .and_then(|v| <&mut [T]>::from_unknown(v).ok())
+        .unwrap_or(&mut [])
 }
 
 fn range_of<T>(slice: &[T]) -> (usize, usize) {

@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 
 use crate::gso::{self, GsoSupport, SegmentedReport};
 use crate::plan::{PlanReport, SendPlan};
-use crate::recv::{RecvMeta, RecvScratch, Slab};
+use crate::recv::{DatagramInfo, RecvMeta, RecvScratch, Slab};
 use crate::send::SendScratch;
 use crate::socket::{Family, SocketOptions, UdpSocket};
 use crate::{sys, SockAddr};
@@ -24,11 +24,38 @@ pub mod recv_flags {
     pub const IPV6: u8 = 2;
     /// The kernel gave no sender address.
     pub const NO_ADDRESS: u8 = 4;
+    /// `tos[i]` holds the datagram's TOS byte / traffic class.
+    pub const HAS_TOS: u8 = 8;
+    /// `destinations[16 * i..]` and `interfaces[i]` hold where it was sent to and came in.
+    pub const HAS_DESTINATION: u8 = 16;
+    /// `timestamps[i]` holds the kernel's receive time.
+    pub const HAS_TIMESTAMP: u8 = 32;
+    /// The destination is an IPv6 address (else IPv4, stored IPv4-mapped).
+    pub const DESTINATION_IPV6: u8 = 64;
+}
+
+/// Which per-datagram metadata a socket asks the kernel for (all off by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecvMetadata {
+    /// TOS byte / traffic class, whose low two bits are the ECN codepoint.
+    pub tos: bool,
+    /// Destination address and interface index.
+    pub packet_info: bool,
+    /// Kernel receive timestamps (ns since the Unix epoch).
+    pub timestamps: bool,
+}
+
+impl RecvMetadata {
+    pub fn any(&self) -> bool {
+        self.tos || self.packet_info || self.timestamps
+    }
 }
 
 /// Caller-owned arrays that one receive fills: datagram `i` goes to
 /// `data[i * slot_size..][..lengths[i]]`, its sender to `addresses[16 * i..][..16]`,
-/// `ports[i]`, `scope_ids[i]` and `flags[i]`.
+/// `ports[i]`, `scope_ids[i]` and `flags[i]`. The metadata arrays (`tos[i]`,
+/// `destinations[16 * i..][..16]`, `interfaces[i]`, `timestamps[i]`) may be empty or shorter:
+/// what does not fit is not stored; the `HAS_*` flags say what was.
 pub struct RecvTarget<'a> {
     pub data: &'a mut [u8],
     pub slot_size: usize,
@@ -37,6 +64,10 @@ pub struct RecvTarget<'a> {
     pub addresses: &'a mut [u8],
     pub scope_ids: &'a mut [u32],
     pub flags: &'a mut [u8],
+    pub tos: &'a mut [u8],
+    pub destinations: &'a mut [u8],
+    pub interfaces: &'a mut [u32],
+    pub timestamps: &'a mut [u64],
 }
 
 impl RecvTarget<'_> {
@@ -79,6 +110,35 @@ impl RecvTarget<'_> {
         }
         self.flags[i] = flags;
     }
+
+    fn record_info(&mut self, i: usize, info: &DatagramInfo) {
+        let mut flags = 0;
+        if let (Some(tos), Some(slot)) = (info.tos, self.tos.get_mut(i)) {
+            *slot = tos;
+            flags |= recv_flags::HAS_TOS;
+        }
+        if let (Some(ip), Some(slot)) = (
+            info.destination,
+            self.destinations.get_mut(16 * i..16 * i + 16),
+        ) {
+            match ip {
+                IpAddr::V4(v4) => slot.copy_from_slice(&v4.to_ipv6_mapped().octets()),
+                IpAddr::V6(v6) => {
+                    slot.copy_from_slice(&v6.octets());
+                    flags |= recv_flags::DESTINATION_IPV6;
+                }
+            }
+            if let Some(slot) = self.interfaces.get_mut(i) {
+                *slot = info.interface.unwrap_or(0);
+            }
+            flags |= recv_flags::HAS_DESTINATION;
+        }
+        if let (Some(ns), Some(slot)) = (info.timestamp_ns, self.timestamps.get_mut(i)) {
+            *slot = ns;
+            flags |= recv_flags::HAS_TIMESTAMP;
+        }
+        self.flags[i] |= flags;
+    }
 }
 
 /// A datagram split off a GRO group that did not fit the caller's batch: delivered first next
@@ -87,6 +147,7 @@ struct Leftover {
     bytes: Vec<u8>,
     source: Option<SocketAddr>,
     truncated: bool,
+    info: DatagramInfo,
 }
 
 /// Coalesced groups received per call when GRO is on (each up to 64 KiB).
@@ -104,6 +165,7 @@ pub struct Endpoint {
     gro: bool,
     gro_memory: Vec<u8>,
     leftovers: VecDeque<Leftover>,
+    metadata: RecvMetadata,
     /// Latest `SO_RXQ_OVFL` count the kernel reported.
     kernel_drops: u32,
     /// A descriptor handed to JS as `socket.fd`, with its identity, closed with the endpoint
@@ -128,6 +190,7 @@ impl Endpoint {
             gro: false,
             gro_memory: Vec::new(),
             leftovers: VecDeque::new(),
+            metadata: RecvMetadata::default(),
             kernel_drops: 0,
             public_fd: None,
         }
@@ -228,6 +291,21 @@ impl Endpoint {
         self.gro
     }
 
+    /// Asks the kernel for per-datagram metadata (or stops asking). With none on, receives take
+    /// the plain path with the small control buffer.
+    pub fn set_receive_metadata(&mut self, wanted: RecvMetadata) -> io::Result<()> {
+        self.socket.set_recv_tos(wanted.tos)?;
+        self.socket.set_recv_packet_info(wanted.packet_info)?;
+        self.socket.set_recv_timestamps(wanted.timestamps)?;
+        self.metadata = wanted;
+        self.recv_scratch.set_metadata(wanted.any());
+        Ok(())
+    }
+
+    pub fn receive_metadata(&self) -> RecvMetadata {
+        self.metadata
+    }
+
     /// The kernel's count of datagrams it dropped on this socket (`SO_RXQ_OVFL`).
     pub fn drops(&self) -> u32 {
         self.kernel_drops
@@ -247,7 +325,14 @@ impl Endpoint {
             let Some(left) = self.leftovers.pop_front() else {
                 break;
             };
-            filled += store_copy(target, filled, &left.bytes, left.source, left.truncated);
+            filled += store_copy(
+                target,
+                filled,
+                &left.bytes,
+                left.source,
+                left.truncated,
+                &left.info,
+            );
         }
         if filled == capacity {
             return Ok(filled);
@@ -285,6 +370,11 @@ impl Endpoint {
         }
         for (i, meta) in self.metas.iter().enumerate() {
             target.record(filled + i, meta.len, meta.source, meta.truncated);
+        }
+        if self.recv_scratch.metadata() {
+            for (i, meta) in self.metas.iter().enumerate() {
+                target.record_info(filled + i, &meta.info);
+            }
         }
         Ok(filled + self.metas.len())
     }
@@ -324,12 +414,20 @@ impl Endpoint {
             for (offset, len) in meta.datagrams() {
                 let bytes = &self.gro_memory[base + offset..base + offset + len];
                 if filled < capacity {
-                    filled += store_copy(target, filled, bytes, meta.source, meta.truncated);
+                    filled += store_copy(
+                        target,
+                        filled,
+                        bytes,
+                        meta.source,
+                        meta.truncated,
+                        &meta.info,
+                    );
                 } else {
                     self.leftovers.push_back(Leftover {
                         bytes: bytes.to_vec(),
                         source: meta.source,
                         truncated: meta.truncated,
+                        info: meta.info,
                     });
                 }
             }
@@ -345,11 +443,13 @@ fn store_copy(
     bytes: &[u8],
     source: Option<SocketAddr>,
     truncated: bool,
+    info: &DatagramInfo,
 ) -> usize {
     let slot = target.slot_size;
     let len = bytes.len().min(slot);
     target.data[i * slot..i * slot + len].copy_from_slice(&bytes[..len]);
     target.record(i, len, source, truncated || len < bytes.len());
+    target.record_info(i, info);
     1
 }
 
@@ -418,6 +518,10 @@ mod tests {
             addresses: &mut a,
             scope_ids: &mut s,
             flags: &mut f,
+            tos: &mut [],
+            destinations: &mut [],
+            interfaces: &mut [],
+            timestamps: &mut [],
         };
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(endpoint.recv(&mut target).unwrap(), 4);
@@ -445,5 +549,179 @@ mod tests {
         // `other` was not closed by the endpoint's drop.
         assert!(other.local_addr().is_ok());
         assert!(other.send_to(b"x", "127.0.0.1:9").is_ok());
+    }
+
+    struct Arrays {
+        d: Vec<u8>,
+        l: Vec<u32>,
+        p: Vec<u16>,
+        a: Vec<u8>,
+        s: Vec<u32>,
+        f: Vec<u8>,
+        tos: Vec<u8>,
+        dst: Vec<u8>,
+        ifs: Vec<u32>,
+        ts: Vec<u64>,
+    }
+
+    impl Arrays {
+        fn new(n: usize, slot: usize) -> Self {
+            Arrays {
+                d: vec![0; n * slot],
+                l: vec![0; n],
+                p: vec![0; n],
+                a: vec![0; 16 * n],
+                s: vec![0; n],
+                f: vec![0; n],
+                tos: vec![0; n],
+                dst: vec![0; 16 * n],
+                ifs: vec![0; n],
+                ts: vec![0; n],
+            }
+        }
+
+        fn recv(&mut self, endpoint: &mut Endpoint, slot: usize) -> usize {
+            let mut target = RecvTarget {
+                data: &mut self.d,
+                slot_size: slot,
+                lengths: &mut self.l,
+                ports: &mut self.p,
+                addresses: &mut self.a,
+                scope_ids: &mut self.s,
+                flags: &mut self.f,
+                tos: &mut self.tos,
+                destinations: &mut self.dst,
+                interfaces: &mut self.ifs,
+                timestamps: &mut self.ts,
+            };
+            let mut total = 0;
+            for _ in 0..50 {
+                let n = endpoint.recv(&mut target).unwrap();
+                if n > 0 {
+                    total = n;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            total
+        }
+    }
+
+    fn send_with_tos(from: &mut Endpoint, to: &[SocketAddr], tos: &[u8]) {
+        let destinations: Vec<SockAddr> = to.iter().map(|&a| SockAddr::from(a)).collect();
+        let indexes: Vec<u32> = (0..to.len() as u32).collect();
+        let mut plan = SendPlan::new(vec![4; to.len()], &[], indexes, destinations).expect("plan");
+        plan.set_tos(tos.to_vec()).unwrap();
+        let payload = [7u8; 4];
+        let views: Vec<&[u8]> = vec![&payload; to.len()];
+        let report = from.send_plan(&plan, &views, 0, 0);
+        assert_eq!(report.sent, to.len(), "{:?}", report.stop);
+    }
+
+    fn all_metadata() -> RecvMetadata {
+        RecvMetadata {
+            tos: true,
+            packet_info: true,
+            timestamps: true,
+        }
+    }
+
+    #[test]
+    fn receive_metadata_on_loopback_v4() {
+        let mut rx = Endpoint::new(Family::V4, &SocketOptions::default()).unwrap();
+        rx.socket()
+            .bind(SockAddr::from("0.0.0.0:0".parse::<SocketAddr>().unwrap()))
+            .unwrap();
+        rx.set_receive_metadata(all_metadata()).unwrap();
+        let port = rx.socket().local_addr().unwrap().port();
+        let one: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let two: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+        let mut tx = Endpoint::new(Family::V4, &SocketOptions::default()).unwrap();
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        send_with_tos(&mut tx, &[one, two, one, one], &[1, 2, 0xb8 | 3, 0]);
+        let mut arrays = Arrays::new(8, 16);
+        assert_eq!(arrays.recv(&mut rx, 16), 4);
+        let lo = sys::interface_index("lo").unwrap();
+        assert_eq!(&arrays.tos[..4], &[1, 2, 0xbb, 0]);
+        for i in 0..4 {
+            let f = arrays.f[i];
+            assert_ne!(f & recv_flags::HAS_TOS, 0);
+            assert_ne!(f & recv_flags::HAS_DESTINATION, 0);
+            assert_ne!(f & recv_flags::HAS_TIMESTAMP, 0);
+            assert_eq!(f & recv_flags::DESTINATION_IPV6, 0);
+            assert_eq!(arrays.ifs[i], lo);
+            let ts = arrays.ts[i];
+            assert!(ts + 1_000_000_000 > before && ts < before + 1_000_000_000);
+            if i > 0 {
+                assert!(ts >= arrays.ts[i - 1]);
+            }
+        }
+        assert_eq!(&arrays.dst[12..16], &[127, 0, 0, 1]);
+        assert_eq!(&arrays.dst[16 + 12..32], &[127, 0, 0, 2]);
+        assert_eq!(&arrays.dst[10..12], &[0xff, 0xff]);
+        // Off again: no metadata, nothing flagged.
+        rx.set_receive_metadata(RecvMetadata::default()).unwrap();
+        send_with_tos(&mut tx, &[one], &[1]);
+        assert_eq!(arrays.recv(&mut rx, 16), 1);
+        assert_eq!(arrays.f[0], 0);
+    }
+
+    #[test]
+    fn receive_metadata_on_loopback_v6_and_mapped() {
+        let mut rx = Endpoint::new(Family::V6, &SocketOptions::default()).unwrap();
+        rx.socket()
+            .bind(SockAddr::from("[::]:0".parse::<SocketAddr>().unwrap()))
+            .unwrap();
+        rx.set_receive_metadata(all_metadata()).unwrap();
+        let port = rx.socket().local_addr().unwrap().port();
+        let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+        let mapped: SocketAddr = format!("[::ffff:127.0.0.1]:{port}").parse().unwrap();
+        let mut tx = Endpoint::new(Family::V6, &SocketOptions::default()).unwrap();
+        send_with_tos(&mut tx, &[v6, mapped], &[2, 1]);
+        let mut arrays = Arrays::new(8, 16);
+        assert_eq!(arrays.recv(&mut rx, 16), 2);
+        assert_eq!(&arrays.tos[..2], &[2, 1]);
+        assert_ne!(arrays.f[0] & recv_flags::DESTINATION_IPV6, 0);
+        assert_eq!(&arrays.dst[..16], &std::net::Ipv6Addr::LOCALHOST.octets());
+        assert_eq!(arrays.f[1] & recv_flags::DESTINATION_IPV6, 0);
+        assert_eq!(&arrays.dst[16 + 10..32], &[0xff, 0xff, 127, 0, 0, 1]);
+        let lo = sys::interface_index("lo").unwrap();
+        assert_eq!(&arrays.ifs[..2], &[lo, lo]);
+    }
+
+    #[test]
+    fn different_tos_values_are_not_one_gso_run() {
+        let mut rx = Endpoint::new(Family::V4, &SocketOptions::default()).unwrap();
+        rx.socket()
+            .bind(SockAddr::from("127.0.0.1:0".parse::<SocketAddr>().unwrap()))
+            .unwrap();
+        rx.set_receive_metadata(RecvMetadata {
+            tos: true,
+            ..RecvMetadata::default()
+        })
+        .unwrap();
+        let to = rx.socket().local_addr().unwrap();
+        let mut tx = Endpoint::new(Family::V4, &SocketOptions::default()).unwrap();
+        let plan_tos = [1u8, 1, 1, 2, 2, 0, 0, 3];
+        let mut plan = SendPlan::new(vec![4; 8], &[], vec![], vec![SockAddr::from(to)]).unwrap();
+        assert!(plan.set_tos(vec![1; 3]).is_err());
+        plan.set_tos(plan_tos.to_vec()).unwrap();
+        assert_eq!(plan.gso_run_for_test(0, 8), 3);
+        assert_eq!(plan.gso_run_for_test(3, 8), 2);
+        let payload = [9u8; 4];
+        let views: Vec<&[u8]> = vec![&payload; 8];
+        assert_eq!(tx.send_plan(&plan, &views, 0, 0).sent, 8);
+        let mut arrays = Arrays::new(16, 16);
+        let mut got = Vec::new();
+        while got.len() < 8 {
+            let n = arrays.recv(&mut rx, 16);
+            assert!(n > 0, "datagrams missing: {got:?}");
+            got.extend_from_slice(&arrays.tos[..n]);
+            assert!(arrays.l[..n].iter().all(|&l| l == 4));
+        }
+        assert_eq!(got, plan_tos);
     }
 }

@@ -5,6 +5,7 @@
 //! - [`send`]: batches of borrowed byte slices (zero-copy scatter/gather) and the send loop with
 //!   the man page's partial-send and lost-error rules made exact;
 //! - [`recv`]: batches received into caller-owned memory;
+//! - [`cmsg`]: typed control messages (an encoder, and an iterator over received ones);
 //! - [`gso`]: equal-sized datagrams as `UDP_SEGMENT` sends, with fallback;
 //! - [`plan`]: a batch as plain data, checked against the views' bytes at send time;
 //! - [`endpoint`]: what one JS socket owns (descriptor, scratch, capabilities, drop counter);
@@ -14,6 +15,7 @@
 //! - `sys`: the only module with `unsafe` code.
 
 pub mod addr;
+pub mod cmsg;
 pub mod endpoint;
 pub mod errno;
 pub mod gso;
@@ -25,10 +27,10 @@ pub mod socket;
 mod sys;
 
 pub use addr::{AddrError, SockAddr};
-pub use endpoint::{recv_flags, Endpoint, RecvTarget};
+pub use endpoint::{recv_flags, Endpoint, RecvMetadata, RecvTarget};
 pub use gso::{send_segmented, GsoSupport, SegmentedReport, MAX_GSO_SEGMENTS};
 pub use plan::{PlanError, PlanReport, PlanStop, SendPlan, CONNECTED_PEER, MAX_PLAN_MESSAGES};
-pub use recv::{RecvMeta, RecvScratch, Slab};
+pub use recv::{DatagramInfo, RecvMeta, RecvScratch, Slab};
 pub use send::{
     Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS,
     MAX_MESSAGES_PER_CALL, MAX_SEGMENTS_PER_MESSAGE,

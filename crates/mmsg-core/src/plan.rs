@@ -32,6 +32,8 @@ pub struct SendPlan {
     /// `destinations[0]` if there is one, else to the connected peer.
     message_destinations: Vec<u32>,
     pub destinations: Vec<SockAddr>,
+    /// TOS byte / traffic class per message (0: none), or empty for none at all.
+    tos: Vec<u8>,
 }
 
 /// Why a plan is malformed (the binding turns these into `RangeError`s).
@@ -58,6 +60,11 @@ pub enum PlanError {
         given: usize,
     },
     TooManyMessages(usize),
+    /// The per-message TOS list has the wrong length.
+    TosCountMismatch {
+        messages: usize,
+        given: usize,
+    },
 }
 
 impl std::fmt::Display for PlanError {
@@ -77,6 +84,10 @@ impl std::fmt::Display for PlanError {
             PlanError::DestinationCountMismatch { messages, given } => write!(
                 f,
                 "{given} destination indexes were given for {messages} messages"
+            ),
+            PlanError::TosCountMismatch { messages, given } => write!(
+                f,
+                "{given} TOS values were given for {messages} messages"
             ),
             PlanError::TooManyMessages(n) => write!(
                 f,
@@ -173,7 +184,26 @@ impl SendPlan {
             first_piece,
             message_destinations,
             destinations,
+            tos: Vec::new(),
         })
+    }
+
+    /// Gives each message a TOS byte / traffic class (DSCP << 2 | ECN; 0: the socket's own),
+    /// sent as an `IP_TOS` / `IPV6_TCLASS` control message. Empty: none for any message.
+    pub fn set_tos(&mut self, tos: Vec<u8>) -> Result<(), PlanError> {
+        if !tos.is_empty() && tos.len() != self.len() {
+            return Err(PlanError::TosCountMismatch {
+                messages: self.len(),
+                given: tos.len(),
+            });
+        }
+        self.tos = tos;
+        Ok(())
+    }
+
+    /// The TOS byte message `m` is sent with (0: none).
+    pub fn tos_of(&self, message: usize) -> u8 {
+        self.tos.get(message).copied().unwrap_or(0)
     }
 
     /// Number of messages (datagrams) in the plan.
@@ -305,7 +335,11 @@ impl SendPlan {
         let mut bytes = segment;
         let mut pieces = self.pieces_of(start).len();
         let mut k = start + 1;
-        while k < end && k - start < MAX_GSO_SEGMENTS && self.same_destination(start, k) {
+        while k < end
+            && k - start < MAX_GSO_SEGMENTS
+            && self.same_destination(start, k)
+            && self.tos_of(k) == self.tos_of(start)
+        {
             let len = self.message_len(k);
             let more_pieces = self.pieces_of(k).len();
             if len == 0
@@ -323,6 +357,11 @@ impl SendPlan {
             }
         }
         k - start
+    }
+
+    #[cfg(test)]
+    pub(crate) fn gso_run_for_test(&self, start: usize, end: usize) -> usize {
+        self.gso_run(start, end)
     }
 
     /// One pass: builds the batch for messages `from..end` (GSO runs where allowed) and sends it.
@@ -359,6 +398,10 @@ impl SendPlan {
                 batch.start_message_with_gso(destination, self.message_len(message) as u16);
             } else {
                 batch.start_message(destination);
+            }
+            let tos = self.tos_of(message);
+            if tos != 0 && batch.set_tos(tos).is_err() {
+                unreachable_plan();
             }
             for m in message..message + run {
                 for p in self.pieces_of(m) {

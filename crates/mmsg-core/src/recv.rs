@@ -1,10 +1,11 @@
 //! Receiving batches with `recvmmsg(2)` into memory the caller owns.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+use crate::cmsg::{self, Cmsg};
 use crate::sys::{self, SockAddrStorage};
 
 /// `MSG_DONTWAIT`, for callers that do not link libc themselves.
@@ -31,6 +32,22 @@ pub struct RecvMeta {
     pub gro_segment_size: Option<u32>,
     /// With `SO_RXQ_OVFL`: the socket's running count of datagrams the kernel dropped.
     pub drops: Option<u32>,
+    /// Per-datagram metadata (all `None` unless [`RecvScratch::set_metadata`] is on).
+    pub info: DatagramInfo,
+}
+
+/// What the kernel reports about one datagram when receive metadata is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DatagramInfo {
+    /// The IPv4 TOS byte or IPv6 traffic class (`IP_RECVTOS` / `IPV6_RECVTCLASS`): the low two
+    /// bits are the ECN codepoint.
+    pub tos: Option<u8>,
+    /// The address the datagram was sent to (`IP_PKTINFO` / `IPV6_RECVPKTINFO`); IPv4 as IPv4.
+    pub destination: Option<IpAddr>,
+    /// The index of the interface it arrived on.
+    pub interface: Option<u32>,
+    /// When the kernel received it: nanoseconds since the Unix epoch (`SO_TIMESTAMPNS`).
+    pub timestamp_ns: Option<u64>,
 }
 
 /// A slab of memory cut into `slot_size`-byte slots, at most `max_datagrams` of them.
@@ -66,12 +83,34 @@ pub struct RecvScratch {
     headers: Vec<libc::mmsghdr>,
     slots: Vec<libc::iovec>,
     names: Vec<SockAddrStorage>,
-    control: Vec<[u64; CONTROL_WORDS]>,
+    /// Control space, `control_words()` words per message.
+    control: Vec<u64>,
+    /// Decode TOS, packet info and timestamps (and give each message room for them).
+    metadata: bool,
 }
 
 impl RecvScratch {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// With `on`, each message gets control space for the metadata messages and they are
+    /// decoded into [`RecvMeta::info`]; off (the default), the small buffer and the plain
+    /// decoding of GRO and drop counts only. The socket options are the caller's.
+    pub fn set_metadata(&mut self, on: bool) {
+        self.metadata = on;
+    }
+
+    pub fn metadata(&self) -> bool {
+        self.metadata
+    }
+
+    fn control_words(&self) -> usize {
+        if self.metadata {
+            cmsg::recv_metadata_space().div_ceil(8).max(CONTROL_WORDS)
+        } else {
+            CONTROL_WORDS
+        }
     }
 
     /// Receives up to `buffers.len()` datagrams, one per buffer, and describes each in `out`.
@@ -130,7 +169,8 @@ impl RecvScratch {
         }
         self.headers.resize(count, sys::zeroed_mmsghdr());
         self.names.resize(count, SockAddrStorage::new());
-        self.control.resize(count, [0; CONTROL_WORDS]);
+        let words = self.control_words();
+        self.control.resize(count * words, 0);
         for i in 0..count {
             self.names[i] = SockAddrStorage::new();
             let header = &mut self.headers[i];
@@ -139,8 +179,8 @@ impl RecvScratch {
             header.msg_hdr.msg_iovlen = 1;
             header.msg_hdr.msg_name = self.names[i].as_mut_ptr().cast();
             header.msg_hdr.msg_namelen = self.names[i].len;
-            header.msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
-            header.msg_hdr.msg_controllen = (CONTROL_WORDS * 8) as _;
+            header.msg_hdr.msg_control = self.control[i * words..].as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = (words * 8) as _;
         }
         let received = loop {
             // SAFETY: every header points at one iovec in `self.slots` (describing memory the
@@ -151,6 +191,7 @@ impl RecvScratch {
                 other => break other?,
             }
         };
+        let metadata = self.metadata;
         out.extend(
             self.headers[..received]
                 .iter()
@@ -159,7 +200,7 @@ impl RecvScratch {
                     let hdr = &header.msg_hdr;
                     let mut name = self.names[i];
                     name.len = hdr.msg_namelen;
-                    RecvMeta {
+                    let mut meta = RecvMeta {
                         len: (header.msg_len as usize).min(self.slots[i].iov_len),
                         source: if hdr.msg_namelen == 0 {
                             None
@@ -167,18 +208,52 @@ impl RecvScratch {
                             name.decode()
                         },
                         truncated: hdr.msg_flags & libc::MSG_TRUNC != 0,
-                        gro_segment_size: sys::cmsg_u32(hdr, libc::SOL_UDP, libc::UDP_GRO),
-                        drops: sys::cmsg_u32(hdr, libc::SOL_SOCKET, libc::SO_RXQ_OVFL),
+                        gro_segment_size: None,
+                        drops: None,
+                        info: DatagramInfo::default(),
+                    };
+                    if metadata {
+                        // `msg_controllen` is `usize` on glibc and `u32` on musl.
+                        #[allow(clippy::unnecessary_cast)]
+                        let used = (hdr.msg_controllen as usize).min(words * 8);
+                        let control =
+                            &sys::words_as_bytes(&self.control[i * words..][..words])[..used];
+                        decode_metadata(control, &mut meta);
+                    } else {
+                        meta.gro_segment_size = sys::cmsg_u32(hdr, libc::SOL_UDP, libc::UDP_GRO);
+                        meta.drops = sys::cmsg_u32(hdr, libc::SOL_SOCKET, libc::SO_RXQ_OVFL);
                     }
+                    meta
                 }),
         );
         Ok(received)
     }
 }
 
+/// Fills `meta`'s GRO size, drop count and [`DatagramInfo`] from a received control buffer.
+fn decode_metadata(control: &[u8], meta: &mut RecvMeta) {
+    for message in cmsg::iter(control) {
+        match message {
+            Cmsg::Tos(tos) | Cmsg::TrafficClass(tos) => meta.info.tos = Some(tos),
+            Cmsg::PacketInfoV4 { dst, ifindex } => {
+                meta.info.destination = Some(IpAddr::V4(dst));
+                meta.info.interface = Some(ifindex);
+            }
+            Cmsg::PacketInfoV6 { dst, ifindex } => {
+                meta.info.destination = Some(crate::endpoint::unmap(IpAddr::V6(dst)));
+                meta.info.interface = Some(ifindex);
+            }
+            Cmsg::TimestampNs(ns) => meta.info.timestamp_ns = Some(ns),
+            Cmsg::GroSegment(size) => meta.gro_segment_size = Some(size),
+            Cmsg::DropCount(count) => meta.drops = Some(count),
+            Cmsg::GsoSegment(_) | Cmsg::Other { .. } => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::RecvMeta;
+    use super::{DatagramInfo, RecvMeta};
 
     fn meta(len: usize, gro: Option<u32>) -> RecvMeta {
         RecvMeta {
@@ -187,6 +262,7 @@ mod tests {
             truncated: false,
             gro_segment_size: gro,
             drops: None,
+            info: DatagramInfo::default(),
         }
     }
 

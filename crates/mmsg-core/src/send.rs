@@ -9,6 +9,7 @@ use std::marker::PhantomData;
 use std::os::fd::RawFd;
 
 use crate::addr::SockAddr;
+use crate::cmsg::{Cmsg, Encoder};
 use crate::sys;
 
 /// The kernel caps `vlen` at UIO_MAXIOV: more headers than this are silently ignored per call.
@@ -36,7 +37,12 @@ struct MessageSlot {
     destination: Option<DestinationId>,
     /// `UDP_SEGMENT` size for a GSO message (0: a plain datagram).
     gso_segment_size: u16,
+    /// TOS byte / traffic class (DSCP << 2 | ECN) for this message (0: the socket's own).
+    tos: u8,
 }
+
+/// Control space per message: `UDP_SEGMENT`, `IP_TOS` and `IPV6_TCLASS` (24 bytes each).
+const SEND_CONTROL_WORDS: usize = 12;
 
 /// Reusable memory for building batches. Keep one per socket (or per thread) so that steady-state
 /// sends allocate nothing.
@@ -46,8 +52,8 @@ pub struct SendScratch {
     messages: Vec<MessageSlot>,
     destinations: Vec<SockAddr>,
     headers: Vec<libc::mmsghdr>,
-    /// Control-message space for GSO messages of the current chunk, 8-byte aligned.
-    control: Vec<[u64; 4]>,
+    /// Control-message space for GSO / TOS messages of the current chunk, 8-byte aligned.
+    control: Vec<[u64; SEND_CONTROL_WORDS]>,
     bytes_sent: Vec<u32>,
 }
 
@@ -148,8 +154,23 @@ impl<'data> Batch<'_, 'data> {
             segment_count: 0,
             destination,
             gso_segment_size: segment_size,
+            tos: 0,
         });
         self.open_message = true;
+    }
+
+    /// Gives the message started last a TOS byte / traffic class (DSCP << 2 | ECN), sent as an
+    /// `IP_TOS` control message to IPv4 (and IPv4-mapped) destinations and `IPV6_TCLASS` to
+    /// IPv6 ones (both for the connected peer; the kernel uses the one of the path's family).
+    /// 0 sends none: the socket's own value applies.
+    pub fn set_tos(&mut self, tos: u8) -> Result<(), BatchError> {
+        if !self.open_message {
+            return Err(BatchError::NoOpenMessage);
+        }
+        if let Some(slot) = self.scratch.messages.last_mut() {
+            slot.tos = tos;
+        }
+        Ok(())
     }
 
     /// Appends one segment (scatter/gather piece) to the message started last. The bytes are not
@@ -329,12 +350,12 @@ impl SendScratch {
         if self.headers.len() < len {
             self.headers.resize(len, sys::zeroed_mmsghdr());
         }
-        let gso_count = self.messages[start..start + len]
+        let control_count = self.messages[start..start + len]
             .iter()
-            .filter(|m| m.gso_segment_size != 0)
+            .filter(|m| m.gso_segment_size != 0 || m.tos != 0)
             .count();
         self.control.clear();
-        self.control.reserve(gso_count);
+        self.control.reserve(control_count);
         for (header, slot) in self.headers[..len]
             .iter_mut()
             .zip(&self.messages[start..start + len])
@@ -348,10 +369,10 @@ impl SendScratch {
                 hdr.msg_name = address.as_ptr() as *mut libc::c_void;
                 hdr.msg_namelen = address.byte_len();
             }
-            if slot.gso_segment_size != 0 {
+            if slot.gso_segment_size != 0 && slot.tos == 0 {
                 // `reserve` above means this push never reallocates, so earlier pointers into
                 // `control` stay valid.
-                self.control.push([0; 4]);
+                self.control.push([0; SEND_CONTROL_WORDS]);
                 let cmsg = self.control.last_mut().expect("just pushed");
                 let used = sys::write_cmsg_u16(
                     cmsg,
@@ -360,6 +381,39 @@ impl SendScratch {
                     slot.gso_segment_size,
                 );
                 hdr.msg_control = cmsg.as_mut_ptr().cast();
+                hdr.msg_controllen = used as _;
+            } else if slot.tos != 0 {
+                // As above: no reallocation, so earlier pointers stay valid.
+                self.control.push([0; SEND_CONTROL_WORDS]);
+                let words = self.control.last_mut().expect("just pushed");
+                let (v4, v6) = match slot.destination {
+                    Some(DestinationId(index)) => match &self.destinations[index as usize] {
+                        SockAddr::V4(_) => (true, false),
+                        SockAddr::V6(v6) => {
+                            let mapped = v6.sin6_addr.s6_addr[..12]
+                                == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+                            (mapped, !mapped)
+                        }
+                    },
+                    None => (true, true),
+                };
+                let mut encoder = Encoder::new(words);
+                // Three messages of CMSG_SPACE(4) at most fit SEND_CONTROL_WORDS: cannot fail.
+                let mut ok = true;
+                if slot.gso_segment_size != 0 {
+                    ok &= encoder
+                        .push(&Cmsg::GsoSegment(slot.gso_segment_size))
+                        .is_ok();
+                }
+                if v4 {
+                    ok &= encoder.push(&Cmsg::Tos(slot.tos)).is_ok();
+                }
+                if v6 {
+                    ok &= encoder.push(&Cmsg::TrafficClass(slot.tos)).is_ok();
+                }
+                debug_assert!(ok, "send control space too small");
+                let used = encoder.len();
+                hdr.msg_control = words.as_mut_ptr().cast();
                 hdr.msg_controllen = used as _;
             }
         }

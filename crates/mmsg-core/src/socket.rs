@@ -314,6 +314,50 @@ impl UdpSocket {
         self.set_int(libc::SOL_UDP, libc::UDP_GRO, on.into())
     }
 
+    /// `IP_RECVTOS` (and on IPv6 sockets also `IPV6_RECVTCLASS`): each datagram's TOS byte /
+    /// traffic class rides along as a control message.
+    pub fn set_recv_tos(&self, on: bool) -> io::Result<()> {
+        self.set_per_family(
+            (libc::IPPROTO_IP, libc::IP_RECVTOS),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS),
+            on,
+        )
+    }
+
+    /// `IP_PKTINFO` (and on IPv6 sockets also `IPV6_RECVPKTINFO`): each datagram's destination
+    /// address and arrival interface.
+    pub fn set_recv_packet_info(&self, on: bool) -> io::Result<()> {
+        self.set_per_family(
+            (libc::IPPROTO_IP, libc::IP_PKTINFO),
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+            on,
+        )
+    }
+
+    /// `SO_TIMESTAMPNS`: the kernel's receive time of each datagram (`CLOCK_REALTIME`, ns).
+    pub fn set_recv_timestamps(&self, on: bool) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, on.into())
+    }
+
+    /// Sets the IPv4 option; on an IPv6 socket the IPv6 one too (IPv4 datagrams reaching a
+    /// dual-stack socket are reported by the IPv4 option, IPv6 ones by the IPv6 option).
+    fn set_per_family(
+        &self,
+        v4: (libc::c_int, libc::c_int),
+        v6: (libc::c_int, libc::c_int),
+        on: bool,
+    ) -> io::Result<()> {
+        match self.family() {
+            Family::V4 => self.set_int(v4.0, v4.1, on.into()),
+            Family::V6 => {
+                self.set_int(v6.0, v6.1, on.into())?;
+                // An IPv6-only socket may refuse the IPv4 option: it receives no IPv4 anyway.
+                let _ = self.set_int(v4.0, v4.1, on.into());
+                Ok(())
+            }
+        }
+    }
+
     /// Any pending asynchronous error (`SO_ERROR`), cleared by reading it.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         let code = self.get_int(libc::SOL_SOCKET, libc::SO_ERROR)?;

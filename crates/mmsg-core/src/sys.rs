@@ -446,3 +446,94 @@ pub fn close_raw(fd: RawFd) {
 pub fn into_raw(fd: OwnedFd) -> RawFd {
     std::os::fd::IntoRawFd::into_raw_fd(fd)
 }
+
+/// Bytes a control-message header takes before its payload (`CMSG_LEN(0)`).
+pub fn cmsg_header_len() -> usize {
+    // SAFETY: CMSG_LEN is pure arithmetic.
+    unsafe { libc::CMSG_LEN(0) as usize }
+}
+
+/// `CMSG_ALIGN(len)`: the length rounded up to the control-message alignment.
+pub fn cmsg_align(len: usize) -> usize {
+    cmsg_space(len) - cmsg_space(0)
+}
+
+/// One raw control message found by [`cmsg_at`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawCmsg<'a> {
+    pub level: libc::c_int,
+    pub kind: libc::c_int,
+    pub data: &'a [u8],
+}
+
+/// The control message starting at byte `offset` of `control` (a received `msg_control` cut to
+/// its `msg_controllen`), and the offset of the next one. `None` at the end, or where a header
+/// is cut or claims more bytes than remain (what `CMSG_NXTHDR` treats as the end too).
+pub fn cmsg_at(control: &[u8], offset: usize) -> Option<(RawCmsg<'_>, usize)> {
+    let header_len = cmsg_header_len();
+    let rest = control.get(offset..)?;
+    if rest.len() < size_of::<libc::cmsghdr>() || rest.len() < header_len {
+        return None;
+    }
+    // SAFETY: `rest` holds at least `size_of::<cmsghdr>()` initialised bytes; read_unaligned
+    // needs no alignment, and cmsghdr is plain integers, valid for any bit pattern.
+    let header = unsafe { std::ptr::read_unaligned(rest.as_ptr().cast::<libc::cmsghdr>()) };
+    // `cmsg_len` is `usize` on glibc and `u32` on musl: the cast is needed on one of them.
+    #[allow(clippy::unnecessary_cast)]
+    let len = header.cmsg_len as usize;
+    if len < header_len || len > rest.len() {
+        return None;
+    }
+    let next = offset.checked_add(cmsg_align(len))?;
+    Some((
+        RawCmsg {
+            level: header.cmsg_level,
+            kind: header.cmsg_type,
+            data: &rest[header_len..len],
+        },
+        next,
+    ))
+}
+
+/// Writes one control message (header and `data`) at byte `offset` of `control`; returns the
+/// bytes it takes with padding (`CMSG_SPACE(data.len())`), or `None` if it does not fit.
+pub fn write_cmsg(
+    control: &mut [u8],
+    offset: usize,
+    level: libc::c_int,
+    kind: libc::c_int,
+    data: &[u8],
+) -> Option<usize> {
+    let space = cmsg_space(data.len());
+    let header_len = cmsg_header_len();
+    let room = control.get_mut(offset..)?;
+    if room.len() < space {
+        return None;
+    }
+    // SAFETY: cmsghdr is plain integers (and, on musl, a private padding word): all-zero bytes
+    // are a valid value.
+    let mut header = unsafe { MaybeUninit::<libc::cmsghdr>::zeroed().assume_init() };
+    header.cmsg_level = level;
+    header.cmsg_type = kind;
+    header.cmsg_len = (header_len + data.len()) as _;
+    room[..space].fill(0);
+    // SAFETY: `room` has at least `space >= size_of::<cmsghdr>()` writable bytes;
+    // write_unaligned needs no alignment.
+    unsafe { std::ptr::write_unaligned(room.as_mut_ptr().cast::<libc::cmsghdr>(), header) };
+    room[header_len..header_len + data.len()].copy_from_slice(data);
+    Some(space)
+}
+
+/// The bytes of a `[u64]` control buffer (its 8-byte alignment is what `msg_control` wants).
+pub fn words_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: u64 has no padding and any byte pattern of u8 is valid; the length is exact and
+    // the lifetime is the borrow's.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) }
+}
+
+/// Writable bytes of a `[u64]` control buffer.
+pub fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as in `words_as_bytes`; every byte pattern is a valid u64, so writes through the
+    // byte view cannot make the words invalid; the borrow is exclusive.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
+}

@@ -1,0 +1,336 @@
+//! Typed control messages (ancillary data): an [`Encoder`] that writes several into one aligned
+//! buffer for `sendmsg`, and an iterator ([`Cmsgs`]) over what `recvmsg` wrote, yielding
+//! [`Cmsg`] values. Safe code only: the raw header reads and writes are in `sys`.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::sys;
+
+/// One control message, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmsg<'a> {
+    /// `IP_TOS` (received with `IP_RECVTOS`, or sent): the IPv4 TOS byte (DSCP << 2 | ECN).
+    Tos(u8),
+    /// `IPV6_TCLASS` (received with `IPV6_RECVTCLASS`, or sent): the IPv6 traffic class.
+    TrafficClass(u8),
+    /// `IP_PKTINFO`: the datagram's destination address (from the IP header) and the index of
+    /// the interface it came in on.
+    PacketInfoV4 { dst: Ipv4Addr, ifindex: u32 },
+    /// `IPV6_PKTINFO` (received with `IPV6_RECVPKTINFO`).
+    PacketInfoV6 { dst: Ipv6Addr, ifindex: u32 },
+    /// `SCM_TIMESTAMPNS`: when the kernel received the datagram, in nanoseconds since the Unix
+    /// epoch (`CLOCK_REALTIME`).
+    TimestampNs(u64),
+    /// `UDP_GRO`: the size of the datagrams coalesced into this one.
+    GroSegment(u32),
+    /// `UDP_SEGMENT` (sent): the GSO segment size.
+    GsoSegment(u16),
+    /// `SO_RXQ_OVFL`: the socket's running count of dropped datagrams.
+    DropCount(u32),
+    /// Anything else (or a known kind with a payload of an unexpected size).
+    Other {
+        level: i32,
+        kind: i32,
+        data: &'a [u8],
+    },
+}
+
+/// Bytes a control message with `payload` bytes of data takes (`CMSG_SPACE`).
+pub fn space(payload: usize) -> usize {
+    sys::cmsg_space(payload)
+}
+
+/// Room for every message [`RecvScratch`](crate::RecvScratch) asks for with metadata on:
+/// TOS and traffic class, both packet-info kinds, a timestamp, GRO and the drop count.
+pub fn recv_metadata_space() -> usize {
+    space(1)
+        + space(4)
+        + space(std::mem::size_of::<libc::in_pktinfo>())
+        + space(std::mem::size_of::<libc::in6_pktinfo>())
+        + space(std::mem::size_of::<libc::timespec>())
+        + space(4)
+        + space(4)
+}
+
+/// The payload bytes `message` is sent with.
+fn encode(message: &Cmsg<'_>, out: &mut [u8; 20]) -> (i32, i32, usize) {
+    match *message {
+        Cmsg::Tos(tos) => {
+            out[..4].copy_from_slice(&i32::from(tos).to_ne_bytes());
+            (libc::IPPROTO_IP, libc::IP_TOS, 4)
+        }
+        Cmsg::TrafficClass(class) => {
+            out[..4].copy_from_slice(&i32::from(class).to_ne_bytes());
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS, 4)
+        }
+        Cmsg::PacketInfoV4 { dst, ifindex } => {
+            // struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }
+            out[..4].copy_from_slice(&ifindex.to_ne_bytes());
+            out[4..8].copy_from_slice(&dst.octets());
+            out[8..12].copy_from_slice(&dst.octets());
+            (libc::IPPROTO_IP, libc::IP_PKTINFO, 12)
+        }
+        Cmsg::PacketInfoV6 { dst, ifindex } => {
+            // struct in6_pktinfo { in6_addr ipi6_addr; unsigned ipi6_ifindex; }
+            out[..16].copy_from_slice(&dst.octets());
+            out[16..20].copy_from_slice(&ifindex.to_ne_bytes());
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, 20)
+        }
+        Cmsg::TimestampNs(_) | Cmsg::Other { .. } => unreachable!("encoded by the caller"),
+        Cmsg::GroSegment(size) => {
+            out[..4].copy_from_slice(&(size as i32).to_ne_bytes());
+            (libc::SOL_UDP, libc::UDP_GRO, 4)
+        }
+        Cmsg::GsoSegment(size) => {
+            out[..2].copy_from_slice(&size.to_ne_bytes());
+            (libc::SOL_UDP, libc::UDP_SEGMENT, 2)
+        }
+        Cmsg::DropCount(count) => {
+            out[..4].copy_from_slice(&count.to_ne_bytes());
+            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 4)
+        }
+    }
+}
+
+/// The control buffer did not have room for another message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoRoom;
+
+/// Writes control messages one after another into an 8-byte-aligned buffer.
+pub struct Encoder<'a> {
+    buffer: &'a mut [u8],
+    used: usize,
+}
+
+impl<'a> Encoder<'a> {
+    /// An encoder over `buffer` (words, so that it is aligned as `msg_control` wants).
+    pub fn new(buffer: &'a mut [u64]) -> Self {
+        Encoder {
+            buffer: sys::words_as_bytes_mut(buffer),
+            used: 0,
+        }
+    }
+
+    /// Appends a raw control message.
+    pub fn push_raw(&mut self, level: i32, kind: i32, data: &[u8]) -> Result<(), NoRoom> {
+        let space = sys::write_cmsg(self.buffer, self.used, level, kind, data).ok_or(NoRoom)?;
+        self.used += space;
+        Ok(())
+    }
+
+    /// Appends a typed control message.
+    pub fn push(&mut self, message: &Cmsg<'_>) -> Result<(), NoRoom> {
+        match *message {
+            Cmsg::Other { level, kind, data } => self.push_raw(level, kind, data),
+            Cmsg::TimestampNs(ns) => {
+                let mut bytes = [0u8; std::mem::size_of::<libc::timespec>()];
+                let half = bytes.len() / 2;
+                bytes[..half].copy_from_slice(&(ns / 1_000_000_000).to_ne_bytes()[..half]);
+                bytes[half..].copy_from_slice(&(ns % 1_000_000_000).to_ne_bytes()[..half]);
+                self.push_raw(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &bytes)
+            }
+            _ => {
+                let mut payload = [0u8; 20];
+                let (level, kind, len) = encode(message, &mut payload);
+                self.push_raw(level, kind, &payload[..len])
+            }
+        }
+    }
+
+    /// Bytes written so far (the `msg_controllen` to send).
+    pub fn len(&self) -> usize {
+        self.used
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.used == 0
+    }
+}
+
+/// The control messages in a received control buffer (cut to `msg_controllen`).
+pub struct Cmsgs<'a> {
+    control: &'a [u8],
+    offset: usize,
+}
+
+/// Iterates over the control messages in `control`.
+pub fn iter(control: &[u8]) -> Cmsgs<'_> {
+    Cmsgs { control, offset: 0 }
+}
+
+impl<'a> Iterator for Cmsgs<'a> {
+    type Item = Cmsg<'a>;
+
+    fn next(&mut self) -> Option<Cmsg<'a>> {
+        let (raw, next) = sys::cmsg_at(self.control, self.offset)?;
+        self.offset = next;
+        Some(decode(raw.level, raw.kind, raw.data))
+    }
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn decode(level: i32, kind: i32, data: &[u8]) -> Cmsg<'_> {
+    let other = Cmsg::Other { level, kind, data };
+    let decoded = match (level, kind) {
+        // The kernel delivers a received IP_TOS as one byte; a sent one may be an int.
+        (libc::IPPROTO_IP, libc::IP_TOS) => match data.len() {
+            1 => Some(Cmsg::Tos(data[0])),
+            4 => u32_at(data, 0).map(|v| Cmsg::Tos(v as u8)),
+            _ => None,
+        },
+        (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if data.len() >= 4 => {
+            u32_at(data, 0).map(|v| Cmsg::TrafficClass(v as u8))
+        }
+        (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= 12 => {
+            let ifindex = u32_at(data, 0);
+            let dst: [u8; 4] = data[8..12].try_into().ok().unwrap_or_default();
+            ifindex.map(|ifindex| Cmsg::PacketInfoV4 {
+                dst: Ipv4Addr::from(dst),
+                ifindex,
+            })
+        }
+        (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if data.len() >= 20 => {
+            let dst: [u8; 16] = data[..16].try_into().ok().unwrap_or_default();
+            u32_at(data, 16).map(|ifindex| Cmsg::PacketInfoV6 {
+                dst: Ipv6Addr::from(dst),
+                ifindex,
+            })
+        }
+        (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+            if data.len() == std::mem::size_of::<libc::timespec>() =>
+        {
+            let half = data.len() / 2;
+            let field = |bytes: &[u8]| -> u64 {
+                let mut wide = [0u8; 8];
+                wide[..bytes.len()].copy_from_slice(bytes);
+                u64::from_ne_bytes(wide)
+            };
+            let (sec, nsec) = (field(&data[..half]), field(&data[half..]));
+            Some(Cmsg::TimestampNs(
+                sec.saturating_mul(1_000_000_000).saturating_add(nsec),
+            ))
+        }
+        (libc::SOL_UDP, libc::UDP_GRO) => match data.len() {
+            2 => Some(Cmsg::GroSegment(u32::from(u16::from_ne_bytes([
+                data[0], data[1],
+            ])))),
+            n if n >= 4 => u32_at(data, 0).map(Cmsg::GroSegment),
+            _ => None,
+        },
+        (libc::SOL_UDP, libc::UDP_SEGMENT) if data.len() == 2 => {
+            Some(Cmsg::GsoSegment(u16::from_ne_bytes([data[0], data[1]])))
+        }
+        (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if data.len() >= 4 => {
+            u32_at(data, 0).map(Cmsg::DropCount)
+        }
+        _ => None,
+    };
+    decoded.unwrap_or(other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(messages: &[Cmsg<'_>]) -> Vec<u8> {
+        let mut words = [0u64; 64];
+        let mut encoder = Encoder::new(&mut words);
+        for m in messages {
+            encoder.push(m).unwrap();
+        }
+        let len = encoder.len();
+        sys::words_as_bytes(&words)[..len].to_vec()
+    }
+
+    #[test]
+    fn encodes_then_iterates_every_kind() {
+        let messages = [
+            Cmsg::Tos(0xb9),
+            Cmsg::TrafficClass(0x03),
+            Cmsg::PacketInfoV4 {
+                dst: Ipv4Addr::new(127, 0, 0, 2),
+                ifindex: 1,
+            },
+            Cmsg::PacketInfoV6 {
+                dst: Ipv6Addr::LOCALHOST,
+                ifindex: 7,
+            },
+            Cmsg::TimestampNs(1_700_000_000_123_456_789),
+            Cmsg::GroSegment(1200),
+            Cmsg::GsoSegment(1400),
+            Cmsg::DropCount(42),
+            Cmsg::Other {
+                level: 99,
+                kind: 5,
+                data: &[1, 2, 3],
+            },
+        ];
+        let bytes = round_trip(&messages);
+        let expected: usize = [
+            4,
+            4,
+            12,
+            20,
+            std::mem::size_of::<libc::timespec>(),
+            4,
+            2,
+            4,
+            3,
+        ]
+        .iter()
+        .map(|&n| space(n))
+        .sum();
+        assert_eq!(bytes.len(), expected);
+        let decoded: Vec<_> = iter(&bytes).collect();
+        assert_eq!(decoded, messages);
+    }
+
+    #[test]
+    fn empty_and_cut_buffers_end_the_iteration() {
+        assert_eq!(iter(&[]).count(), 0);
+        let bytes = round_trip(&[Cmsg::Tos(1), Cmsg::DropCount(3)]);
+        // A buffer cut inside the second message yields only the first.
+        let cut = &bytes[..bytes.len() - 5];
+        assert_eq!(iter(cut).collect::<Vec<_>>(), vec![Cmsg::Tos(1)]);
+        // A header whose length claims too much ends it, too.
+        let mut bad = bytes.clone();
+        bad[..std::mem::size_of::<usize>().min(4)].fill(0xff);
+        assert_eq!(iter(&bad).count(), 0);
+        // Too short for a header.
+        assert_eq!(iter(&bytes[..4]).count(), 0);
+    }
+
+    #[test]
+    fn odd_sizes_are_other() {
+        let bytes = round_trip(&[
+            Cmsg::Other {
+                level: libc::IPPROTO_IP,
+                kind: libc::IP_TOS,
+                data: &[1],
+            },
+            Cmsg::Other {
+                level: libc::IPPROTO_IP,
+                kind: libc::IP_PKTINFO,
+                data: &[0; 3],
+            },
+        ]);
+        let decoded: Vec<_> = iter(&bytes).collect();
+        assert_eq!(decoded[0], Cmsg::Tos(1));
+        assert!(matches!(decoded[1], Cmsg::Other { .. }));
+    }
+
+    #[test]
+    fn the_encoder_refuses_what_does_not_fit() {
+        let mut words = [0u64; 3];
+        let mut encoder = Encoder::new(&mut words);
+        assert!(encoder.is_empty());
+        encoder.push(&Cmsg::Tos(1)).unwrap();
+        assert_eq!(encoder.len(), space(4));
+        assert_eq!(encoder.push(&Cmsg::Tos(2)), Err(NoRoom));
+        assert_eq!(encoder.len(), space(4));
+        assert!(recv_metadata_space() >= space(20));
+    }
+}
