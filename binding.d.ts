@@ -43,10 +43,13 @@ export declare class NativeSocket {
    *   user objects before this call, and a getter that ran since may have shrunk a view:
    *   that view's message then fails instead of going out short).
    *
+   * - `tos` (optional): a TOS byte / traffic class per message (DSCP << 2 | ECN; 0: the
+   *   socket's own), sent as `IP_TOS` / `IPV6_TCLASS` control messages.
+   *
    * Returns messages sent so far (counted from 0; fewer than the batch: the socket would
    * block). A failing message throws with `index` and `sent`.
    */
-  send(views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null): number
+  send(views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null, tos?: Uint8Array | null): number
   /**
    * Sends `payload` as datagrams of `segmentSize` bytes (the last may be shorter), with GSO
    * where the kernel supports it. `address` `null`: the connected peer. Returns datagrams
@@ -56,15 +59,22 @@ export declare class NativeSocket {
   /**
    * Receives without blocking into caller arrays; returns the count (0: nothing queued).
    * Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
-   * (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address).
+   * (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
+   * 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
+   * 64 destination IPv6). The four metadata arrays are optional (see `setReceiveMetadata`).
    */
-  recv(data: Uint8Array, slotSize: number, lengths: Uint32Array, ports: Uint16Array, addresses: Uint8Array, scopeIds: Uint32Array, flags: Uint8Array): number
+  recv(data: Uint8Array, slotSize: number, lengths: Uint32Array, ports: Uint16Array, addresses: Uint8Array, scopeIds: Uint32Array, flags: Uint8Array, tos?: Uint8Array | null, destinations?: Uint8Array | null, interfaces?: Uint32Array | null, timestamps?: BigUint64Array | null): number
   /** Datagrams taken from the kernel but not yet delivered (split off a GRO group). */
   buffered(): number
   /** The kernel's drop count for this socket (`SO_RXQ_OVFL`). */
   drops(): number
   /** 0: not known, 1: available, 2: unavailable. */
   gso(): number
+  /**
+   * Per-datagram metadata: TOS/ECN (`IP_RECVTOS`/`IPV6_RECVTCLASS`), destination and
+   * interface (`IP_PKTINFO`/`IPV6_RECVPKTINFO`), kernel timestamps (`SO_TIMESTAMPNS`).
+   */
+  setReceiveMetadata(tos: boolean, packetInfo: boolean, timestamps: boolean): void
   setGro(on: boolean): void
   /**
    * Registers `callback(bits)` (1 readable, 2 writable, 4 error) to be called on this

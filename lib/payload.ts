@@ -22,6 +22,13 @@ export interface OutgoingMessage {
   buffers?: DatagramBody
   address?: string
   port?: number
+  /**
+   * ECN codepoint for this datagram (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE): the low two bits
+   * of the TOS byte / traffic class it is sent with (`IP_TOS` / `IPV6_TCLASS`).
+   */
+  ecn?: 0 | 1 | 2 | 3
+  /** The whole TOS byte / traffic class (DSCP << 2 | ECN), 0–255; `ecn` replaces its low bits. */
+  tos?: number
 }
 
 /**
@@ -93,6 +100,8 @@ export interface Plan {
   count: number
   /** Indexes into `addresses` that are hostnames still to resolve. */
   unresolved: number[]
+  /** TOS byte per message (0: none, the socket's own), or null when no message has one. */
+  tos: Uint8Array | null
 }
 
 /** Reads a batch of entries into a plan. Throws TypeError/RangeError for bad input. */
@@ -130,6 +139,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
   let lengths: Uint32Array = new Uint32Array(count)
   let pieceCounts: Uint32Array | null = null
   let destinations: Uint32Array | null = null
+  let tos: Uint8Array | null = null
   let pieces = 0
   for (let i = 0; i < count; i++) {
     const entry: unknown = entries[i]
@@ -173,6 +183,27 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       destinations = new Uint32Array(count).fill(defaultDestination, 0, i)
     }
     if (destinations !== null) destinations[i] = destination
+    const mTos: unknown = message.tos
+    const mEcn: unknown = message.ecn
+    if (mTos !== undefined || mEcn !== undefined) {
+      let value = 0
+      if (mTos !== undefined) {
+        if (typeof mTos !== 'number' || !Number.isInteger(mTos) || mTos < 0 || mTos > 255) {
+          throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}].tos must be an integer from 0 to 255.${received(mTos)}`)
+        }
+        value = mTos
+      }
+      if (mEcn !== undefined) {
+        if (mEcn !== 0 && mEcn !== 1 && mEcn !== 2 && mEcn !== 3) {
+          throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}].ecn must be 0, 1, 2 or 3.${received(mEcn)}`)
+        }
+        value = (value & 0xfc) | mEcn
+      }
+      if (value !== 0) {
+        if (tos === null) tos = new Uint8Array(count)
+        tos[i] = value
+      }
+    }
     if (Array.isArray(body)) {
       const n = body.length
       if (n > MAX_PIECES) throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}] gathers ${n} pieces; at most ${MAX_PIECES} (IOV_MAX) are allowed`)
@@ -202,7 +233,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
     destinations = new Uint32Array(count).fill(CONNECTED)
   }
   if (lengths.length !== pieces) lengths = lengths.subarray(0, pieces)
-  return { views, lengths, pieceCounts, destinations, addresses, ports, count, unresolved }
+  return { views, lengths, pieceCounts, destinations, addresses, ports, count, unresolved, tos }
 }
 
 function grow(lengths: Uint32Array, atLeast: number): Uint32Array {

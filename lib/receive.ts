@@ -14,6 +14,19 @@ export interface Datagram {
   size: number
   /** The datagram was longer than `maxSize` and was cut. */
   truncated: boolean
+  /** With `setReceiveMetadata({ ecn: true })`: the ECN codepoint (0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE). */
+  ecn?: number
+  /** With `setReceiveMetadata({ ecn: true })`: the whole TOS byte / traffic class (DSCP << 2 | ECN). */
+  tos?: number
+  /** With `setReceiveMetadata({ packetInfo: true })`: the address the datagram was sent to. */
+  destination?: string
+  /** With `setReceiveMetadata({ packetInfo: true })`: the index of the interface it came in on. */
+  interfaceIndex?: number
+  /**
+   * With `setReceiveMetadata({ timestamps: true })`: when the kernel received it, in
+   * nanoseconds since the Unix epoch (`CLOCK_REALTIME`, as `Date.now()` counts, ×1e6).
+   */
+  timestamp?: bigint
 }
 
 /** `node:dgram`'s `rinfo`. */
@@ -27,6 +40,10 @@ export interface RemoteInfo {
 export const FLAG_TRUNCATED = 1
 export const FLAG_IPV6 = 2
 export const FLAG_NO_ADDRESS = 4
+export const FLAG_HAS_TOS = 8
+export const FLAG_HAS_DESTINATION = 16
+export const FLAG_HAS_TIMESTAMP = 32
+export const FLAG_DESTINATION_IPV6 = 64
 
 /** Formats 16 address bytes as Node does (RFC 5952: the longest zero run compressed). */
 export function formatAddress(bytes: Uint8Array, at: number, ipv6: boolean, scopeId: number): string {
@@ -63,11 +80,16 @@ export class ReceiveSlab {
   readonly addresses: Uint8Array
   readonly scopeIds: Uint32Array
   readonly flags: Uint8Array
+  /** Metadata arrays (null unless the slab was made for metadata). */
+  readonly tos: Uint8Array | null
+  readonly destinations: Uint8Array | null
+  readonly interfaces: Uint32Array | null
+  readonly timestamps: BigUint64Array | null
   // Decoding cache: consecutive datagrams from one sender share one address string.
   private lastKey = -1
   private lastAddress = ''
 
-  constructor(capacity: number, slotSize: number) {
+  constructor(capacity: number, slotSize: number, metadata = false) {
     this.capacity = capacity
     this.slotSize = slotSize
     // Not from the Buffer pool (its memory is not ours alone) and zero-filled once.
@@ -77,10 +99,21 @@ export class ReceiveSlab {
     this.addresses = new Uint8Array(16 * capacity)
     this.scopeIds = new Uint32Array(capacity)
     this.flags = new Uint8Array(capacity)
+    this.tos = metadata ? new Uint8Array(capacity) : null
+    this.destinations = metadata ? new Uint8Array(16 * capacity) : null
+    this.interfaces = metadata ? new Uint32Array(capacity) : null
+    this.timestamps = metadata ? new BigUint64Array(capacity) : null
   }
 
   get byteLength(): number {
-    return this.data.length + this.capacity * (4 + 2 + 16 + 4 + 1)
+    return this.data.length + this.capacity * (4 + 2 + 16 + 4 + 1 + (this.tos !== null ? 1 + 16 + 4 + 8 : 0))
+  }
+
+  /** Where datagram `i` was sent to (empty without packet info). */
+  destination(i: number, v6Socket: boolean): string {
+    const f = this.flags[i] as number
+    if (!(f & FLAG_HAS_DESTINATION) || this.destinations === null) return ''
+    return formatAddress(this.destinations, 16 * i, (f & FLAG_DESTINATION_IPV6) !== 0 || v6Socket, 0)
   }
 
   /** The sender of datagram `i` as a string (cached across equal senders). */
@@ -115,13 +148,29 @@ export class ReceiveSlab {
 
   datagram(i: number, v6Socket: boolean): Datagram {
     const data = this.copy(i)
-    return {
+    const f = this.flags[i] as number
+    const datagram: Datagram = {
       data,
       address: this.address(i),
       family: this.family(i, v6Socket),
       port: this.ports[i] as number,
       size: data.length,
-      truncated: ((this.flags[i] as number) & FLAG_TRUNCATED) !== 0,
+      truncated: (f & FLAG_TRUNCATED) !== 0,
     }
+    if (f & (FLAG_HAS_TOS | FLAG_HAS_DESTINATION | FLAG_HAS_TIMESTAMP)) this.addMetadata(datagram, i, f, v6Socket)
+    return datagram
+  }
+
+  private addMetadata(datagram: Datagram, i: number, f: number, v6Socket: boolean): void {
+    if (f & FLAG_HAS_TOS && this.tos !== null) {
+      const tos = this.tos[i] as number
+      datagram.ecn = tos & 3
+      datagram.tos = tos
+    }
+    if (f & FLAG_HAS_DESTINATION && this.interfaces !== null) {
+      datagram.destination = this.destination(i, v6Socket)
+      datagram.interfaceIndex = this.interfaces[i] as number
+    }
+    if (f & FLAG_HAS_TIMESTAMP && this.timestamps !== null) datagram.timestamp = this.timestamps[i] as bigint
   }
 }

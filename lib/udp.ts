@@ -71,8 +71,20 @@ export interface RecvBatch {
   /** Sender of datagram `i`: bytes `16i..16i+16` (IPv4 as `::ffff:a.b.c.d`). */
   readonly addresses: Uint8Array
   readonly scopeIds: Uint32Array
-  /** Bit 1: truncated; bit 2: IPv6 sender; bit 4: no sender address. */
+  /**
+   * Bit 1: truncated; bit 2: IPv6 sender; bit 4: no sender address; with
+   * `setReceiveMetadata`: bit 8 `tos[i]` set, bit 16 `destinations`/`interfaces` set, bit 32
+   * `timestamps[i]` set, bit 64 the destination is IPv6.
+   */
   readonly flags: Uint8Array
+  /** TOS byte / traffic class of datagram `i` (ECN: `tos[i] & 3`), with `setReceiveMetadata({ ecn: true })`. */
+  readonly tos: Uint8Array
+  /** Destination address of datagram `i`: bytes `16i..16i+16` (IPv4 as `::ffff:a.b.c.d`), with `packetInfo`. */
+  readonly destinations: Uint8Array
+  /** Arrival interface index of datagram `i`, with `packetInfo`. */
+  readonly interfaces: Uint32Array
+  /** Kernel receive time of datagram `i` in ns since the Unix epoch, with `timestamps`. */
+  readonly timestamps: BigUint64Array
   /** Sender of datagram `i` as a string. */
   address(i: number): string
   /** Datagram `i`'s bytes (a view into `data`, valid until the next receive). */
@@ -149,6 +161,8 @@ export class UdpSocket extends EventEmitter {
   #maxDatagrams: number
   #maxSize: number
   #slab: ReceiveSlab | null = null
+  /** Some receive metadata is on: slabs carry the metadata arrays. */
+  #metadata = false
   #queue: PendingSend[] = []
   #batchReceiver: { batch: RecvBatchImpl; handler: (batch: RecvBatch) => void } | null = null
   #iterators = 0
@@ -473,7 +487,7 @@ export class UdpSocket extends EventEmitter {
 
   #sendNow(plan: Plan, from: number, flags: number): number {
     try {
-      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths)
+      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos)
     } catch (error) {
       throw fromNative(error, 0, this.#locate(plan))
     }
@@ -541,7 +555,7 @@ export class UdpSocket extends EventEmitter {
       if (head.resolving) return // flushed again once its lookup is done
       let sent: number
       try {
-        sent = this.#native.send(head.plan.views, head.plan.pieceCounts, head.plan.destinations, head.plan.addresses, head.plan.ports, head.next, head.flags, head.plan.lengths)
+        sent = this.#native.send(head.plan.views, head.plan.pieceCounts, head.plan.destinations, head.plan.addresses, head.plan.ports, head.next, head.flags, head.plan.lengths, head.plan.tos)
       } catch (error) {
         this.#queue.shift()
         head.reject(fromNative(error, 0, this.#locate(head.plan)))
@@ -573,7 +587,7 @@ export class UdpSocket extends EventEmitter {
     this.#checkOpen()
     const max = checkCount(maxDatagrams, 'maxDatagrams', 1, 1024, this.#maxDatagrams)
     const size = checkCount(maxSize, 'maxSize', 1, 65535, this.#maxSize)
-    const slab = new ReceiveSlab(max, size)
+    const slab = new ReceiveSlab(max, size, this.#metadata)
     const n = this.#recvInto(slab)
     const out: Datagram[] = new Array<Datagram>(n)
     const v6 = this.type === 'udp6'
@@ -616,9 +630,38 @@ export class UdpSocket extends EventEmitter {
     this.#call(() => this.#native.setGro(on))
   }
 
+  /**
+   * Per-datagram metadata, off by default (and free when off): `ecn` adds each datagram's
+   * `ecn` and `tos` (IP_RECVTOS / IPV6_RECVTCLASS), `packetInfo` its `destination` address
+   * and `interfaceIndex` (IP_PKTINFO / IPV6_RECVPKTINFO), `timestamps` the kernel's receive
+   * time as `timestamp` (a bigint of ns since the Unix epoch, SO_TIMESTAMPNS). Options left
+   * out are turned off.
+   */
+  setReceiveMetadata(options: { ecn?: boolean; packetInfo?: boolean; timestamps?: boolean }): void {
+    this.#checkOpen()
+    if (options === null || typeof options !== 'object') throw invalidArgType('options', 'of type object', options)
+    const ecn = options.ecn === undefined ? false : checkBoolean(options.ecn, 'options.ecn')
+    const packetInfo = options.packetInfo === undefined ? false : checkBoolean(options.packetInfo, 'options.packetInfo')
+    const timestamps = options.timestamps === undefined ? false : checkBoolean(options.timestamps, 'options.timestamps')
+    this.#call(() => this.#native.setReceiveMetadata(ecn, packetInfo, timestamps))
+    const on = ecn || packetInfo || timestamps
+    if (on !== this.#metadata) {
+      this.#metadata = on
+      this.#slab = null // the next one has (or drops) the metadata arrays
+    }
+  }
+
+  #recv(slab: ReceiveSlab): number {
+    if (slab.tos === null) {
+      return this.#native.recv(slab.data, slab.slotSize, slab.lengths, slab.ports, slab.addresses, slab.scopeIds, slab.flags)
+    }
+    return this.#native.recv(slab.data, slab.slotSize, slab.lengths, slab.ports, slab.addresses, slab.scopeIds, slab.flags,
+      slab.tos, slab.destinations, slab.interfaces, slab.timestamps)
+  }
+
   #recvInto(slab: ReceiveSlab): number {
     try {
-      return this.#native.recv(slab.data, slab.slotSize, slab.lengths, slab.ports, slab.addresses, slab.scopeIds, slab.flags)
+      return this.#recv(slab)
     } catch (error) {
       throw fromNative(error)
     }
@@ -690,7 +733,7 @@ export class UdpSocket extends EventEmitter {
   #slabFor(): ReceiveSlab {
     let slab = this.#slab
     if (slab === null) {
-      slab = new ReceiveSlab(Math.min(FIRST_CAPACITY, this.#maxDatagrams), this.#maxSize)
+      slab = new ReceiveSlab(Math.min(FIRST_CAPACITY, this.#maxDatagrams), this.#maxSize, this.#metadata)
       this.#slab = slab
     }
     return slab
@@ -703,7 +746,7 @@ export class UdpSocket extends EventEmitter {
       const slab = receiver !== null ? receiver.batch.slab : this.#slabFor()
       let n: number
       try {
-        n = this.#native.recv(slab.data, slab.slotSize, slab.lengths, slab.ports, slab.addresses, slab.scopeIds, slab.flags)
+        n = this.#recv(slab)
       } catch (error) {
         const e = fromNative(error) as Error & { syscall?: string }
         if (e.syscall === 'recvmmsg') e.syscall = 'recvmsg'
@@ -725,7 +768,7 @@ export class UdpSocket extends EventEmitter {
       if (n < slab.capacity) return
       // A full batch: more is probably queued. Grow toward maxDatagrams (memory follows traffic).
       if (receiver === null && slab.capacity < this.#maxDatagrams) {
-        this.#slab = new ReceiveSlab(Math.min(slab.capacity * 4, this.#maxDatagrams), this.#maxSize)
+        this.#slab = new ReceiveSlab(Math.min(slab.capacity * 4, this.#maxDatagrams), this.#maxSize, this.#metadata)
       }
     }
     if (!this.#closed && this.#native.buffered() > 0) this.#scheduleDrain()
@@ -978,7 +1021,7 @@ class RecvBatchImpl implements RecvBatch {
   drops = 0
   readonly slab: ReceiveSlab
   constructor(maxDatagrams: number, slotSize: number) {
-    this.slab = new ReceiveSlab(maxDatagrams, slotSize)
+    this.slab = new ReceiveSlab(maxDatagrams, slotSize, true)
   }
   get maxDatagrams(): number { return this.slab.capacity }
   get slotSize(): number { return this.slab.slotSize }
@@ -988,6 +1031,10 @@ class RecvBatchImpl implements RecvBatch {
   get addresses(): Uint8Array { return this.slab.addresses }
   get scopeIds(): Uint32Array { return this.slab.scopeIds }
   get flags(): Uint8Array { return this.slab.flags }
+  get tos(): Uint8Array { return this.slab.tos as Uint8Array }
+  get destinations(): Uint8Array { return this.slab.destinations as Uint8Array }
+  get interfaces(): Uint32Array { return this.slab.interfaces as Uint32Array }
+  get timestamps(): BigUint64Array { return this.slab.timestamps as BigUint64Array }
   address(i: number): string { return this.slab.address(i) }
   datagram(i: number): Buffer {
     const start = i * this.slab.slotSize
