@@ -11,7 +11,7 @@ socket.send(Buffer.from('dgram'), 9, '127.0.0.1', (err: Error | null) => {
 function misuse(): void {
   // @ts-expect-error: only 'udp4' and 'udp6' sockets exist
   createSocket('tcp')
-  // @ts-expect-error: the address is a string, not a number
-  socket.send(Buffer.from('x'), 9, 0x7f000001)
+  // @ts-expect-error: the callback must be a function
+  socket.send(Buffer.from('x'), 9, '127.0.0.1', 'done')
 }
 void misuse
