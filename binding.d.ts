@@ -97,6 +97,11 @@ export declare class NativeSocket {
   getBufferSize(send: boolean): number
   setMulticastInterface(interface: string): void
   setMembership(group: string, interface: string | undefined | null, join: boolean): void
+  /**
+   * Joins or leaves a source-specific multicast group (see the core's
+   * `set_source_membership`): `source` sends to `group`, on `interface` or the default.
+   */
+  setSourceMembership(source: string, group: string, interface: string | undefined | null, join: boolean): void
 }
 
 /** An address as `dgram`'s `socket.address()` returns it. */

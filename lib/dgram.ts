@@ -798,21 +798,28 @@ export class Socket extends EventEmitter {
     }
   }
 
-  /** Not available: the native handle has no source-specific multicast (throws ERR_METHOD_NOT_IMPLEMENTED). */
-  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, _interfaceAddress?: string): void {
-    this.#sourceSpecific('addSourceSpecificMembership', sourceAddress, groupAddress)
+  /** Joins a source-specific multicast group (only `sourceAddress`'s datagrams to `groupAddress`). */
+  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
+    this.#sourceSpecific('addSourceSpecificMembership', sourceAddress, groupAddress, interfaceAddress)
   }
 
-  /** Not available: see {@link addSourceSpecificMembership}. */
-  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, _interfaceAddress?: string): void {
-    this.#sourceSpecific('dropSourceSpecificMembership', sourceAddress, groupAddress)
+  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
+    this.#sourceSpecific('dropSourceSpecificMembership', sourceAddress, groupAddress, interfaceAddress)
   }
 
-  #sourceSpecific(method: string, source: unknown, group: unknown): never {
+  #sourceSpecific(syscall: 'addSourceSpecificMembership' | 'dropSourceSpecificMembership', source: unknown, group: unknown, iface: unknown): void {
     this.#healthCheck()
     validateString(source, 'sourceAddress')
     validateString(group, 'groupAddress')
-    throw codedError('ERR_METHOD_NOT_IMPLEMENTED', `The ${method}() method is not implemented`)
+    // Node's handle reads the interface as a string unless it is undefined or null.
+    const ifaceText = iface === undefined || iface === null ? undefined : String(iface)
+    const join = syscall === 'addSourceSpecificMembership'
+    try {
+      if (join) this.#udp.addSourceSpecificMembership(source, group, ifaceText)
+      else this.#udp.dropSourceSpecificMembership(source, group, ifaceText)
+    } catch (e) {
+      throw errnoException(errnoOf(e) ?? UV_EINVAL, syscall) // a bad address is EINVAL in libuv
+    }
   }
 
   setRecvBufferSize(size: number): void {

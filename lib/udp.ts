@@ -976,6 +976,31 @@ export class UdpSocket extends EventEmitter {
     this.#call(() => this.#native.setMembership(group, iface ?? null, join))
   }
 
+  /**
+   * Joins the source-specific multicast group `groupAddress` (only datagrams from
+   * `sourceAddress`), on `interfaceAddress` or the default interface. As in libuv the group's
+   * family picks the request: IPv4 (`IP_ADD_SOURCE_MEMBERSHIP`, the interface an IPv4 address)
+   * or IPv6 (`MCAST_JOIN_SOURCE_GROUP`, the interface the `%zone` of an IPv6 address).
+   */
+  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
+    this.#sourceMembership(sourceAddress, groupAddress, interfaceAddress, true)
+  }
+
+  /** Leaves a group joined with {@link addSourceSpecificMembership}. */
+  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, interfaceAddress?: string): void {
+    this.#sourceMembership(sourceAddress, groupAddress, interfaceAddress, false)
+  }
+
+  #sourceMembership(source: string, group: string, iface: string | undefined, join: boolean): void {
+    this.#checkOpen()
+    if (typeof source !== 'string') throw invalidArgType('sourceAddress', 'of type string', source)
+    if (typeof group !== 'string') throw invalidArgType('groupAddress', 'of type string', group)
+    if (iface !== undefined && iface !== null && typeof iface !== 'string') {
+      throw invalidArgType('interfaceAddress', 'of type string', iface)
+    }
+    this.#call(() => this.#native.setSourceMembership(source, group, iface ?? null, join))
+  }
+
   setRecvBufferSize(size: number): void {
     this.#option('recvBufferSize', checkCount(size, 'size', 1, 0x7fffffff, 0))
   }

@@ -753,6 +753,27 @@ impl NativeSocket {
             })
         })
     }
+
+    /// Joins or leaves a source-specific multicast group (see the core's
+    /// `set_source_membership`): `source` sends to `group`, on `interface` or the default.
+    #[napi]
+    pub fn set_source_membership(
+        &self,
+        env: Env,
+        source: String,
+        group: String,
+        interface: Option<String>,
+        join: bool,
+    ) -> Result<()> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .set_source_membership(&source, &group, interface.as_deref(), join)
+                    .map_err(membership_failure)
+            })
+        })
+    }
 }
 
 fn membership_failure(error: mmsg_core::MembershipError) -> Failure {

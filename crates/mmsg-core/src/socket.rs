@@ -287,6 +287,60 @@ impl UdpSocket {
         Ok(())
     }
 
+    /// Joins (`join = true`) or leaves a source-specific multicast group: only datagrams from
+    /// `source` to `group`. As libuv (and so `node:dgram`) does, the kind of request follows the
+    /// group's family, not the socket's: an IPv4 group is `IP_ADD_SOURCE_MEMBERSHIP` with an
+    /// `ip_mreq_source` (the interface an IPv4 address, default any); an IPv6 group is
+    /// `MCAST_JOIN_SOURCE_GROUP` with a `group_source_req` (the interface the `%zone` of an
+    /// IPv6 address, default 0). A wrong-family combination is the kernel's to refuse.
+    pub fn set_source_membership(
+        &self,
+        source: &str,
+        group: &str,
+        interface: Option<&str>,
+        join: bool,
+    ) -> Result<(), MembershipError> {
+        if let Ok(g) = group.parse::<Ipv4Addr>() {
+            let s = parse_v4(source)?;
+            let local = match interface {
+                Some(text) => parse_v4(text)?,
+                None => Ipv4Addr::UNSPECIFIED,
+            };
+            let be = |ip: Ipv4Addr| libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            };
+            let mreq = libc::ip_mreq_source {
+                imr_multiaddr: be(g),
+                imr_interface: be(local),
+                imr_sourceaddr: be(s),
+            };
+            let name = if join {
+                libc::IP_ADD_SOURCE_MEMBERSHIP
+            } else {
+                libc::IP_DROP_SOURCE_MEMBERSHIP
+            };
+            sys::setsockopt(self.raw_fd(), libc::IPPROTO_IP, name, &mreq)?;
+            return Ok(());
+        }
+        let (g, g_scope) = parse_v6_like_libuv(group)?;
+        let (s, s_scope) = parse_v6_like_libuv(source)?;
+        let index = match interface {
+            Some(text) => parse_v6_like_libuv(text)?.1,
+            None => 0,
+        };
+        let v6 = |ip: std::net::Ipv6Addr, scope: u32| {
+            SockAddr::from(SocketAddr::V6(std::net::SocketAddrV6::new(ip, 0, 0, scope)))
+        };
+        let req = sys::group_source_req(index, &v6(g, g_scope), &v6(s, s_scope));
+        let name = if join {
+            libc::MCAST_JOIN_SOURCE_GROUP
+        } else {
+            libc::MCAST_LEAVE_SOURCE_GROUP
+        };
+        sys::setsockopt(self.raw_fd(), libc::IPPROTO_IPV6, name, &req)?;
+        Ok(())
+    }
+
     pub fn set_send_buffer_size(&self, bytes: u32) -> io::Result<()> {
         self.set_int(libc::SOL_SOCKET, libc::SO_SNDBUF, clamp_i32(bytes))
     }
@@ -401,6 +455,23 @@ pub fn datagram_socket_family(fd: RawFd) -> io::Result<Family> {
 
 fn clamp_i32(value: u32) -> i32 {
     value.min(i32::MAX as u32) as i32
+}
+
+fn parse_v4(text: &str) -> Result<Ipv4Addr, AddrError> {
+    text.parse()
+        .map_err(|_| AddrError::NotAnIpLiteral(text.to_owned()))
+}
+
+/// An IPv6 literal with an optional `%zone` the way `uv_ip6_addr` reads it: the zone is an
+/// interface name, and an unknown one is scope 0 rather than an error.
+fn parse_v6_like_libuv(text: &str) -> Result<(std::net::Ipv6Addr, u32), AddrError> {
+    let (ip, zone) = text
+        .split_once('%')
+        .map_or((text, None), |(ip, z)| (ip, Some(z)));
+    let ip = ip
+        .parse()
+        .map_err(|_| AddrError::NotAnIpLiteral(text.to_owned()))?;
+    Ok((ip, zone.and_then(sys::interface_index).unwrap_or(0)))
 }
 
 fn interface_index_of(text: &str) -> Result<u32, AddrError> {

@@ -123,6 +123,30 @@ pub fn setsockopt<T: Copy>(
     Ok(())
 }
 
+/// A `group_source_req` (RFC 3678) for `MCAST_JOIN_SOURCE_GROUP` / `MCAST_LEAVE_SOURCE_GROUP`.
+pub fn group_source_req(
+    interface: u32,
+    group: &SockAddr,
+    source: &SockAddr,
+) -> libc::group_source_req {
+    // SAFETY: `group_source_req` is integers and two `sockaddr_storage`s, for which all-zero
+    // bytes are valid (family AF_UNSPEC). Each copy writes `byte_len()` bytes (a sockaddr_in or
+    // sockaddr_in6, both smaller than sockaddr_storage) from the valid sockaddr behind
+    // `as_ptr()` into the storage, which does not overlap it.
+    unsafe {
+        let mut req = MaybeUninit::<libc::group_source_req>::zeroed().assume_init();
+        req.gsr_interface = interface;
+        for (storage, addr) in [(&mut req.gsr_group, group), (&mut req.gsr_source, source)] {
+            std::ptr::copy_nonoverlapping(
+                addr.as_ptr().cast::<u8>(),
+                (storage as *mut libc::sockaddr_storage).cast::<u8>(),
+                addr.byte_len() as usize,
+            );
+        }
+        req
+    }
+}
+
 /// `bind(fd, addr)`.
 pub fn bind(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
     // SAFETY: `addr.as_ptr()` points to an initialised sockaddr of `addr.byte_len()` bytes.

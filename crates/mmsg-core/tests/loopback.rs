@@ -271,3 +271,63 @@ fn gso_segmented_send_arrives_as_separate_datagrams_in_order() {
     assert_eq!(support, mmsg_core::GsoSupport::Available);
     assert!(report.used_gso);
 }
+
+#[test]
+fn source_specific_membership_join_leave_and_refusals() {
+    use mmsg_core::MembershipError;
+    let errno = |r: Result<(), MembershipError>| match r {
+        Err(MembershipError::System(e)) => e.raw_os_error(),
+        other => panic!("expected a system error, got {other:?}"),
+    };
+    for (family, bind, source, group, iface) in [
+        (
+            Family::V4,
+            "0.0.0.0:0",
+            "127.0.0.1",
+            "232.1.2.3",
+            Some("127.0.0.1"),
+        ),
+        (Family::V6, "[::]:0", "::1", "ff3e::1:2:3", None),
+    ] {
+        let socket = sender(family, bind);
+        // Leaving a group never joined is the kernel's EINVAL (as node:dgram reports it).
+        assert_eq!(
+            errno(socket.set_source_membership(source, group, iface, false)),
+            Some(libc::EINVAL)
+        );
+        match socket.set_source_membership(source, group, iface, true) {
+            Ok(()) => {
+                socket
+                    .set_source_membership(source, group, iface, false)
+                    .unwrap();
+                assert_eq!(
+                    errno(socket.set_source_membership(source, group, iface, false)),
+                    Some(libc::EINVAL)
+                );
+            }
+            // A host without a multicast-capable interface refuses the join itself.
+            Err(MembershipError::System(e)) if e.raw_os_error() == Some(libc::ENODEV) => {}
+            Err(e) => panic!("join {group} from {source}: {e:?}"),
+        }
+        // Not literals: refused before the kernel.
+        assert!(matches!(
+            socket.set_source_membership(source, "0", None, true),
+            Err(MembershipError::Address(_))
+        ));
+        assert!(matches!(
+            socket.set_source_membership("nope", group, None, true),
+            Err(MembershipError::Address(_))
+        ));
+    }
+    // The request follows the group's family: an IPv6 group on an IPv4 socket reaches the kernel.
+    let v4 = sender(Family::V4, "0.0.0.0:0");
+    assert_eq!(
+        errno(v4.set_source_membership("::1", "ff3e::1", None, true)),
+        Some(libc::ENOPROTOOPT)
+    );
+    // A source of the other family than the group is a bad address.
+    assert!(matches!(
+        v4.set_source_membership("::1", "232.1.2.3", None, true),
+        Err(MembershipError::Address(_))
+    ));
+}
