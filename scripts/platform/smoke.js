@@ -14,6 +14,8 @@
 //
 // It also reports which .node file the loader mapped into the process (from /proc/self/maps,
 // which qemu-user emulates too) and, with SMOKE_EXPECT_BINARY=<file name>, fails if it differs.
+// With SMOKE_EXPECT_NO_GLIBC=1 (the musl Node rows) process.report's header must name no glibc
+// (glibcVersionRuntime / glibcVersionCompiler absent), i.e. the runtime really is musl-linked.
 //
 // require('./smoke.js').runSmoke(opts) is used by workers.js (main thread + worker_threads).
 const dgram = require('node:dgram')
@@ -172,7 +174,20 @@ async function main () {
       console.log(`SMOKE FAIL runtime=${where} binary=${binary} error=loader picked ${bins.join(',') || 'nothing visible'}, expected ${expect}`)
       process.exit(1)
     }
-    console.log(`SMOKE OK runtime=${where} binary=${binary} datagrams=${datagrams} esm=${esm} dgram=${dgramFace} ms=${Date.now() - t0}`)
+    let libc = ''
+    if (process.env.SMOKE_EXPECT_NO_GLIBC === '1') {
+      const header = process.report && typeof process.report.getReport === 'function' ? process.report.getReport().header : null
+      if (!header) {
+        console.log(`SMOKE FAIL runtime=${where} binary=${binary} error=no process.report header to check for glibc`)
+        process.exit(1)
+      }
+      if (header.glibcVersionRuntime || header.glibcVersionCompiler) {
+        console.log(`SMOKE FAIL runtime=${where} binary=${binary} error=report header names glibc (runtime ${header.glibcVersionRuntime}, compiled ${header.glibcVersionCompiler}): not a musl runtime`)
+        process.exit(1)
+      }
+      libc = ' report=no-glibc'
+    }
+    console.log(`SMOKE OK runtime=${where} binary=${binary} datagrams=${datagrams} esm=${esm} dgram=${dgramFace}${libc} ms=${Date.now() - t0}`)
     process.exit(0)
   } catch (e) {
     console.log(`SMOKE FAIL runtime=${where} error=${(e && e.stack) || e}`.replace(/\n/g, ' | '))

