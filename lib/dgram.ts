@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events'
 import * as dns from 'node:dns'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
-import { getSystemErrorName, getSystemErrorMap } from 'node:util'
+import { deprecate, getSystemErrorName, getSystemErrorMap } from 'node:util'
 
 import { UdpSocket, type SocketType } from './udp'
 import { codedError, invalidArgType, rangeError, received, SendError, typeError } from './errors'
@@ -233,6 +233,68 @@ export class Socket extends EventEmitter {
   #flushScheduled = false
   /** A batch is waiting for the kernel's send buffer: later batches wait behind it. */
   #inFlight: PendingSend[] | null = null
+  /** dgram's `state.receiving`: delivering 'message' events (bound, not stopped). */
+  #receiving = false
+  #onMessage: ((msg: Buffer, rinfo: RemoteInfo) => void) | undefined = undefined
+  /** dgram's `state.reuseAddr`, as given (only for the deprecated `_reuseAddr`). */
+  #reuseAddr: unknown
+  /** What was assigned to the deprecated `_handle` (the getter then returns it, as dgram's). */
+  #assignedHandle: unknown = NO_HANDLE
+  #legacyHandle: LegacyHandle | undefined
+
+  /** @deprecated DEP0112 (as in dgram). */
+  declare _handle: LegacyHandle | null
+  /** @deprecated DEP0112 */
+  declare _receiving: boolean
+  /** @deprecated DEP0112 */
+  declare _bindState: number
+  /** @deprecated DEP0112 */
+  declare _queue: Array<() => void> | undefined
+  /** @deprecated DEP0112 */
+  declare _reuseAddr: boolean | undefined
+  /** @deprecated DEP0112 */
+  declare _healthCheck: () => void
+  /** @deprecated DEP0112 */
+  declare _stopReceiving: () => void
+
+  // dgram's deprecated private accessors (DEP0112): non-enumerable prototype getters/setters
+  // over the real #private state, warning once per process (util.deprecate with a code).
+  static {
+    const property = <T>(name: string, get: (socket: Socket) => T, set: (socket: Socket, value: T) => void): void => {
+      const message = `Socket.prototype.${name} is deprecated`
+      Object.defineProperty(Socket.prototype, name, {
+        get: deprecate(function (this: Socket) { return get(this) }, message, 'DEP0112'),
+        set: deprecate(function (this: Socket, value: T) { set(this, value) }, message, 'DEP0112'),
+      })
+    }
+    property('_handle', (socket) => socket.#handleView(), (socket, value) => { socket.#assignedHandle = value })
+    property('_receiving', (socket) => socket.#receiving, (socket, value) => { socket.#receiving = value })
+    property('_bindState', (socket) => socket.#bindState, (socket, value) => { socket.#bindState = value })
+    property('_queue', (socket) => socket.#afterBind, (socket, value) => { socket.#afterBind = value ?? undefined })
+    property('_reuseAddr', (socket) => socket.#reuseAddr, (socket, value) => { socket.#reuseAddr = value })
+    Socket.prototype._healthCheck = deprecate(function (this: Socket) {
+      this.#healthCheck()
+    }, 'Socket.prototype._healthCheck() is deprecated', 'DEP0112')
+    Socket.prototype._stopReceiving = deprecate(function (this: Socket) {
+      this.#stopReceiving()
+    }, 'Socket.prototype._stopReceiving() is deprecated', 'DEP0112')
+  }
+
+  /** dgram's `state.handle`: null once closed. */
+  #handleView(): unknown {
+    if (this.#assignedHandle !== NO_HANDLE) return this.#assignedHandle
+    if (this.#closed) return null
+    this.#legacyHandle ??= new LegacyHandle(this, () => this.#udp)
+    return this.#legacyHandle
+  }
+
+  /** dgram's `stopReceiving`: no more 'message' events (the socket stays open). */
+  #stopReceiving(): void {
+    if (!this.#receiving) return
+    if (this.#onMessage !== undefined) this.#udp.removeListener('message', this.#onMessage)
+    this.#onMessage = undefined
+    this.#receiving = false
+  }
 
   constructor(type: SocketType | SocketOptions, listener?: (msg: Buffer, rinfo: RemoteInfo) => void) {
     super()
@@ -254,6 +316,7 @@ export class Socket extends EventEmitter {
       throw typeError('ERR_SOCKET_BAD_TYPE', 'Bad socket type specified. Valid types are: udp4, udp6')
     }
     this.type = socketType
+    this.#reuseAddr = options && options.reuseAddr
     this.#udp = this.#newHandle(options)
     if (typeof listener === 'function') this.on('message', listener)
 
@@ -382,10 +445,12 @@ export class Socket extends EventEmitter {
   #startListening(): void {
     this.#bindState = BOUND
     // dgram receives from bind on, listener or not (datagrams with no listener are dropped).
-    this.#udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    this.#onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
       if (rinfo.address.includes('%')) rinfo.address = withScopeName(rinfo.address)
       this.emit('message', msg, rinfo)
-    })
+    }
+    this.#udp.on('message', this.#onMessage)
+    this.#receiving = true
     if (this.#recvBufferSize) this.#bufferSize(this.#recvBufferSize, true)
     if (this.#sendBufferSize) this.#bufferSize(this.#sendBufferSize, false)
     this.emit('listening')
@@ -686,6 +751,7 @@ export class Socket extends EventEmitter {
     this.#healthCheck()
     // As in dgram (whose sends wait for a lookup tick), sends of this turn that have not left
     // are dropped without callbacks; a batch waiting for the kernel ends with ECANCELED.
+    this.#stopReceiving()
     this.#closed = true
     this.#pending = []
     this.#udp.close()
@@ -879,10 +945,78 @@ function entriesOf(batch: PendingSend[], from: number): Array<{ data: Uint8Array
   return entries
 }
 
+const NO_HANDLE = Symbol('no handle assigned')
+
+/**
+ * What the deprecated `socket._handle` and `dgram._createSocketHandle()` give: a small stand-in
+ * for Node's UDP wrap (its `owner`, `fd`, ref/unref, close), not the native handle itself.
+ */
+export class LegacyHandle {
+  owner: Socket | null
+  readonly #udp: () => UdpSocket
+  constructor(owner: Socket | null, udp: () => UdpSocket) {
+    this.owner = owner
+    this.#udp = udp
+  }
+
+  get fd(): number {
+    try {
+      return this.#udp().fd
+    } catch {
+      return -1
+    }
+  }
+
+  ref(): void {
+    this.#udp().ref()
+  }
+
+  unref(): void {
+    this.#udp().unref()
+  }
+
+  close(): void {
+    this.#udp().close()
+  }
+}
+
+/** dgram's `_createSocketHandle(address, port, addressType, fd, flags)`: a handle, or a negative errno. */
+function createSocketHandle(address: unknown, port: unknown, addressType: unknown, fd?: unknown, flags?: unknown): LegacyHandle | number {
+  if (addressType !== 'udp4' && addressType !== 'udp6') {
+    throw typeError('ERR_SOCKET_BAD_TYPE', 'Bad socket type specified. Valid types are: udp4, udp6')
+  }
+  const UV_UDP_REUSEADDR = 4
+  const reuseAddr = ((Number(flags) | 0) & UV_UDP_REUSEADDR) !== 0
+  let udp: UdpSocket
+  try {
+    if (Number.isInteger(fd) && (fd as number) > 0) {
+      udp = UdpSocket.fromFd(fd as number, { type: addressType, reuseAddr })
+    } else {
+      udp = new UdpSocket({ type: addressType, reuseAddr })
+      if (port || address) {
+        try {
+          // The handle binds synchronously to IP literals only (a hostname is EINVAL, as in libuv).
+          if (address && isIP(String(address)) === 0) throw errnoException(UV_EINVAL, 'bind')
+          udp.bind((Number(port) >>> 0) & 0xffff, String(address || (addressType === 'udp4' ? '0.0.0.0' : '::')))
+        } catch (e) {
+          udp.close()
+          throw e
+        }
+      }
+    }
+  } catch (e) {
+    return errnoOf(e) ?? UV_EINVAL // libuv's EINVAL for what is not an IP literal or a UDP fd
+  }
+  return new LegacyHandle(null, () => udp)
+}
+
+/** @deprecated DEP0112 (as in dgram). */
+export const _createSocketHandle = deprecate(createSocketHandle, 'dgram._createSocketHandle() is deprecated', 'DEP0112')
+
 /** `dgram.createSocket(type | options[, onMessage])`. */
 export function createSocket(type: SocketType | SocketOptions, listener?: (msg: Buffer, rinfo: RemoteInfo) => void): Socket {
   return new Socket(type, listener)
 }
 
-const dgram = { createSocket, Socket }
+const dgram = { _createSocketHandle, createSocket, Socket }
 export default dgram
