@@ -172,6 +172,8 @@ export class UdpSocket extends EventEmitter {
   #armedRead = false
   #armedWrite = false
   #drainScheduled = false
+  /** GRO was turned on at some point: the core may hold split-off datagrams (`buffered()`). */
+  #groUsed = false
 
   /** Use {@link createSocket} (or `new UdpSocket('udp4')`). */
   constructor(typeOrOptions: SocketType | UdpSocketOptions, fromFd?: number) {
@@ -628,6 +630,7 @@ export class UdpSocket extends EventEmitter {
     this.#checkOpen()
     checkBoolean(on, 'on')
     this.#call(() => this.#native.setGro(on))
+    if (on) this.#groUsed = true
   }
 
   /**
@@ -692,7 +695,7 @@ export class UdpSocket extends EventEmitter {
     const read = this.#wantsRead()
     // Writable interest only for a head that can be sent (one still resolving would spin).
     const write = this.#queue.length > 0 && !(this.#queue[0] as PendingSend).resolving
-    if (read && this.#native.buffered() > 0) {
+    if (read && this.#groUsed && this.#native.buffered() > 0) {
       this.#scheduleDrain()
     }
     if (read === this.#armedRead && write === this.#armedWrite && (read || write) === false) return
@@ -771,7 +774,7 @@ export class UdpSocket extends EventEmitter {
         this.#slab = new ReceiveSlab(Math.min(slab.capacity * 4, this.#maxDatagrams), this.#maxSize, this.#metadata)
       }
     }
-    if (!this.#closed && this.#native.buffered() > 0) this.#scheduleDrain()
+    if (!this.#closed && this.#groUsed && this.#native.buffered() > 0) this.#scheduleDrain()
   }
 
   #deliver(slab: ReceiveSlab, n: number): void {

@@ -40,6 +40,9 @@ struct Wake {
     // Dropped first: no notification can start after this.
     registration: Registration,
     tsfn: Arc<Mutex<WakeFn>>,
+    /// Whether the wake-up function currently keeps the event loop alive: ref/unref are only
+    /// called when this changes (a receive loop re-arms after every wake-up).
+    holds_loop: std::cell::Cell<bool>,
 }
 
 struct State {
@@ -629,7 +632,11 @@ impl NativeSocket {
                     notifier.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
                 })
                 .map_err(|e| Failure::system(e, "epoll_ctl"))?;
-            state.wake = Some(Wake { registration, tsfn });
+            state.wake = Some(Wake {
+                registration,
+                tsfn,
+                holds_loop: std::cell::Cell::new(true),
+            });
             Ok(())
         })?;
         self.apply_ref(&env, false)
@@ -667,13 +674,18 @@ impl NativeSocket {
             Err(_) => return Ok(()),
         };
         if let Some(wake) = state.wake.as_ref() {
+            let hold = active && state.refed;
+            if wake.holds_loop.get() == hold {
+                return Ok(());
+            }
             let mut tsfn = wake.tsfn.lock().unwrap_or_else(|p| p.into_inner());
             #[allow(deprecated)] // the replacement (clone counting) cannot express unref
-            if active && state.refed {
+            if hold {
                 tsfn.refer(env)?;
             } else {
                 tsfn.unref(env)?;
             }
+            wake.holds_loop.set(hold);
         }
         Ok(())
     }
