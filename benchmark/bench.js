@@ -7,7 +7,9 @@
 //
 //   npm run bench                  full run (about 3 minutes)
 //   BENCH_QUICK=1 npm run bench    about 30 s (fewer, shorter runs; 2 M datagrams for memory)
-//   BENCH_SECTIONS=send,receive,delivered,memory   run only some sections
+//   BENCH_SECTIONS=send,receive,delivered,memory,dropin   run only some sections
+//   BENCH_ONLY=dgram               only the drop-in section: unchanged dgram code, node:dgram vs
+//                                  'sendmmsg/dgram' (bursts, ping-pong RTT, 'message' receive)
 //   BENCH_RESULTS_DIR=dir          write latest.{json,md,svg} there instead of benchmark/results
 'use strict'
 const fs = require('node:fs')
@@ -20,13 +22,16 @@ const { SENDERS, createSendBench } = require('./lib/send')
 const { RECEIVERS, receiveRun, FLOOD_ARGS } = require('./lib/receive')
 const { DELIVERED_SENDERS, deliveredRun, SIZE: DELIVERED_SIZE } = require('./lib/delivered')
 const { runMemoryChild, runIdleChildren } = require('./lib/memory')
-const { summarize, fmtRate, now } = require('./lib/util')
+const { summarize, fmtRate, fmtRatio, now } = require('./lib/util')
 const { toText, toMarkdown } = require('./lib/report')
 const { resultsChart } = require('./lib/chart')
 const { cpuMeter } = require('./lib/cpuload')
+const { MODULES, BURST, createBurstBench, pingPong } = require('./lib/dropin')
 
 const QUICK = process.env.BENCH_QUICK === '1'
-const SECTIONS = new Set((process.env.BENCH_SECTIONS || 'send,receive,delivered,memory').split(','))
+const SECTIONS = new Set(
+  process.env.BENCH_ONLY === 'dgram' ? ['dropin'] : (process.env.BENCH_SECTIONS || 'send,receive,delivered,memory,dropin').split(','),
+)
 const RESULTS_DIR = process.env.BENCH_RESULTS_DIR ? path.resolve(process.env.BENCH_RESULTS_DIR) : path.join(__dirname, 'results')
 
 const CONFIG = {
@@ -38,6 +43,7 @@ const CONFIG = {
   warmupSeconds: QUICK ? 0.02 : 0.04, // per sender and cell, not recorded
   receive: QUICK ? { runs: 3, flood: 0.4, from: 0.05, to: 0.25 } : { runs: 7, flood: 0.7, from: 0.15, to: 0.55 },
   memory: QUICK ? { datagrams: 2e6, warmup: 5e5 } : { datagrams: 1e7, warmup: 1e6 },
+  pingPong: QUICK ? { count: 5000, warmup: 500, seconds: 10 } : { count: 20000, warmup: 2000, seconds: 30 },
 }
 // Hard cap on datagrams per run, whatever the clock says.
 const cap = (seconds) => Math.ceil(20e6 * seconds)
@@ -165,6 +171,59 @@ async function deliveredSection(bins) {
   return { size: DELIVERED_SIZE, receiver: 'C recvmmsg_loop with UDP_GRO, separate process', senders }
 }
 
+/** node:dgram vs 'sendmmsg/dgram' running the same code (lib/dropin.js). */
+async function dropinSection(bins, receive) {
+  if (!MODULES.some((m) => m.id === 'dropin')) {
+    log('  (dist/dgram.js not built: npm run build:ts)')
+    return null
+  }
+  const bench = await createBurstBench({ bins })
+  const bursts = []
+  try {
+    for (const c of bench.cases) {
+      const runs = bench.runs(c)
+      const ids = Object.keys(runs)
+      for (const id of ids) await runs[id](CONFIG.warmupSeconds, cap(CONFIG.warmupSeconds))
+      const rates = Object.fromEntries(ids.map((id) => [id, []]))
+      for (let r = 0; r < CONFIG.runs; r++) {
+        for (let k = 0; k < ids.length; k++) {
+          const id = ids[(k + r) % ids.length]
+          const res = await runs[id](CONFIG.seconds, cap(CONFIG.seconds))
+          rates[id].push(res.datagrams / res.seconds)
+        }
+      }
+      const results = Object.fromEntries(ids.map((id) => [id, summarize(rates[id])]))
+      bursts.push({ case: c.id, label: c.label, cSize: c.cSize, results })
+      log(`  bursts of ${BURST}, ${c.label}: ` + ids.map((id) => `${id} ${fmtRate(results[id].median)}`).join(', ') + (c.cSize ? ` (C at ${c.cSize} B)` : ''))
+    }
+  } finally {
+    bench.close()
+  }
+  const pingpong = {}
+  // Alternate the modules so that drift on the machine hits both.
+  for (let r = 0; r < 3; r++) {
+    for (const m of r % 2 ? [...MODULES].reverse() : MODULES) {
+      const res = await pingPong(m.mod, CONFIG.pingPong)
+      ;(pingpong[m.id] ??= []).push(res)
+    }
+  }
+  const pp = Object.fromEntries(
+    Object.entries(pingpong).map(([id, list]) => [id, { p50: summarize(list.map((x) => x.p50)), p99: summarize(list.map((x) => x.p99)), roundTrips: list[0].roundTrips }]),
+  )
+  for (const m of MODULES) log(`  ping-pong ${m.id}: p50 ${pp[m.id].p50.median.toFixed(1)} µs, p99 ${pp[m.id].p99.median.toFixed(1)} µs (${pp[m.id].roundTrips} round trips, median of 3)`)
+  let recv = receive && Object.fromEntries(receive.receivers.map((x) => [x.id, x.summary]))
+  if (!recv) {
+    const cfg = { bins, ...CONFIG.receive }
+    const list = { dgram: [], dropin: [] }
+    for (let r = 0; r < CONFIG.receive.runs; r++) {
+      for (const id of r % 2 ? ['dropin', 'dgram'] : ['dgram', 'dropin']) list[id].push((await receiveRun(id, cfg)).rate)
+    }
+    recv = { dgram: summarize(list.dgram), dropin: summarize(list.dropin) }
+  }
+  log(`  'message' receive under a 64 B flood: dgram ${fmtRate(recv.dgram.median)}/s, dropin ${fmtRate(recv.dropin.median)}/s`)
+  return { burst: BURST, bursts, pingPong: { ...CONFIG.pingPong, results: pp }, receive: { dgram: recv.dgram, dropin: recv.dropin } }
+}
+
 function ratios(results) {
   const out = []
   const cell = (size, batch) => results.send && results.send.cells.find((c) => c.size === size && c.batch === batch)
@@ -200,6 +259,40 @@ function ratios(results) {
   if (results.delivered) {
     const d = Object.fromEntries(results.delivered.senders.map((x) => [x.id, x.summary]))
     add('gso-vs-dgram', `Delivered, ${DELIVERED_SIZE} B one destination: trySendSegmented (GSO) / node:dgram connected`, d['pkg-gso'], d['dgram-connected'], 4)
+  }
+  if (results.dropin) {
+    const d = results.dropin
+    const b = Object.fromEntries(d.bursts.map((x) => [x.case, x.results]))
+    const burst = `bursts of ${d.burst} socket.send(buf, port, address) per event-loop turn`
+    add('dropin-burst64-vs-dgram', `Unchanged dgram code, 64 B, ${burst}: 'sendmmsg/dgram' / node:dgram`, b['64'].dropin, b['64'].dgram, 4)
+    add('dropin-burst1200-vs-dgram', `Unchanged dgram code, 1200 B, ${burst}: 'sendmmsg/dgram' / node:dgram`, b['1200'].dropin, b['1200'].dgram, 4)
+    const mixed = d.bursts.find((x) => x.case === 'mixed')
+    const m = mixed.results
+    // Target: at least 0.95 of what a C sendmmsg loop gains over dgram in this same run.
+    const cGain = m.c.median / m.dgram.median
+    out.push({
+      id: 'dropin-mixed-vs-dgram',
+      label: `Unchanged dgram code, ${mixed.label} (random per datagram), ${burst}: 'sendmmsg/dgram' / node:dgram (target 0.95 × C sendmmsg loop at ${mixed.cSize} B, batch ${d.burst} / node:dgram = ${fmtRatio(cGain)})`,
+      value: m.dropin.median / m.dgram.median,
+      best: m.dropin.max / m.dgram.max,
+      target: Number((0.95 * cGain).toFixed(2)),
+      pass: m.dropin.median / m.dgram.median >= 0.95 * cGain,
+    })
+    add('dropin-recv-vs-dgram', "Unchanged dgram code, 'message' receive under a 64 B flood: 'sendmmsg/dgram' / node:dgram", d.receive.dropin, d.receive.dgram, 2)
+    for (const q of ['p50', 'p99']) {
+      const a = d.pingPong.results.dropin[q]
+      const g = d.pingPong.results.dgram[q]
+      const value = a.median / g.median
+      out.push({
+        id: `dropin-pingpong-${q}-vs-dgram`,
+        label: `Unchanged dgram code, request/response RTT ${q} over loopback (one outstanding, ${d.pingPong.count} round trips, both ends the same module): 'sendmmsg/dgram' / node:dgram (lower is better; ${a.median.toFixed(1)} vs ${g.median.toFixed(1)} µs)`,
+        value,
+        best: a.min / g.min,
+        target: 1.1,
+        atMost: true,
+        pass: value <= 1.1,
+      })
+    }
   }
   if (results.memory) {
     const m = results.memory
@@ -258,6 +351,10 @@ async function main() {
     results.idleMemory = runIdleChildren({ count: 100 })
     const idle = results.idleMemory
     log(`  idle: 100 receiving sockets: ArrayBuffers +${idle.pkg.arrayBuffersGrowth} B, RSS +${(idle.pkg.rssGrowth / 1048576).toFixed(2)} MB (node:dgram: +${idle.dgram.arrayBuffersGrowth} B, RSS +${(idle.dgram.rssGrowth / 1048576).toFixed(2)} MB)`)
+  }
+  if (SECTIONS.has('dropin')) {
+    log("dropin: unchanged dgram code, node:dgram vs 'sendmmsg/dgram'")
+    results.dropin = await dropinSection(bins, results.receive)
   }
   results.environment.loadavgEnd = os.loadavg()
   results.environment.cpuDuringRun = meter.stop()

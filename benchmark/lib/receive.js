@@ -12,6 +12,7 @@ const dgram = require('node:dgram')
 const { once } = require('node:events')
 const { createSocket, createRecvBatch } = require('../..')
 const { now, runChild, jsonLine } = require('./util')
+const { dropin } = require('./dropin')
 
 const FLOOD_ARGS = (cap, port, seconds) => [64, 16, cap, port, seconds, 'gso']
 
@@ -23,12 +24,14 @@ const RECEIVERS = [
   { id: 'pkg-batch', label: 'onBatch(createRecvBatch(1024, 2048))', group: 'package' },
   { id: 'pkg-messages', label: "'messages' events (Datagram[] per receive batch)", group: 'package' },
   { id: 'pkg-message', label: "'message' events (msg, rinfo), dgram's shape", group: 'package' },
+  // Unchanged dgram receive code through the drop-in, when built.
+  ...(dropin ? [{ id: 'dropin', label: "'sendmmsg/dgram' drop-in: dgram's 'message' events", group: 'package' }] : []),
   { id: 'c', label: 'C recvmmsg loop (reference, separate process)', group: 'c' },
 ]
 
 async function openReceiver(id, onCount) {
-  if (id === 'dgram') {
-    const s = dgram.createSocket({ type: 'udp4', recvBufferSize: RCVBUF })
+  if (id === 'dgram' || id === 'dropin') {
+    const s = (id === 'dgram' ? dgram : dropin).createSocket({ type: 'udp4', recvBufferSize: RCVBUF })
     s.on('message', () => onCount(1))
     s.bind(0, LOOPBACK)
     await once(s, 'listening')

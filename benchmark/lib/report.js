@@ -48,7 +48,7 @@ function ratioRows(results) {
           ? `${r.value.toFixed(3)}×`
           : fmtRatio(r.value),
     r.best === undefined ? '' : fmtRatio(r.best),
-    r.target === undefined ? '' : r.unit === 'MB' ? `< ${r.target} MB` : `≥ ${r.target}`,
+    r.target === undefined ? '' : r.unit === 'MB' ? `< ${r.target} MB` : r.atMost ? `≤ ${r.target}` : `≥ ${r.target}`,
     r.pass === undefined ? '' : r.pass ? 'hit' : 'MISS',
   ])
 }
