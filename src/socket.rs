@@ -35,10 +35,27 @@ const ERROR: u32 = 4;
 
 type WakeFn = ThreadsafeFunction<u32, (), u32, Status, false>;
 
-/// The socket's link to the reactor thread, made by `watch`.
+/// How readiness is watched: by a `uv_poll_t` on the JS thread's own libuv loop where the host
+/// lends its libuv (Node, Electron: no thread hop, so no added latency), else by the shared
+/// reactor thread (Bun, or `SENDMMSG_REACTOR=thread`).
+enum Watcher {
+    Loop(mmsg_core::LoopPoll),
+    Thread(Registration),
+}
+
+impl Watcher {
+    fn arm(&self, readable: bool, writable: bool) -> std::io::Result<()> {
+        match self {
+            Watcher::Loop(poll) => poll.arm(readable, writable),
+            Watcher::Thread(registration) => registration.arm(readable, writable),
+        }
+    }
+}
+
+/// The socket's link to its watcher, made by `watch`.
 struct Wake {
     // Dropped first: no notification can start after this.
-    registration: Registration,
+    registration: Watcher,
     tsfn: Arc<Mutex<WakeFn>>,
     /// Whether the wake-up function currently keeps the event loop alive: ref/unref are only
     /// called when this changes (a receive loop re-arms after every wake-up).
@@ -620,18 +637,45 @@ impl NativeSocket {
             if state.wake.is_some() {
                 return Err(Failure::Range("watch() was already called".into()));
             }
-            let reactor = Reactor::global().map_err(|e| Failure::system(e, "epoll_create"))?;
             let tsfn = Arc::new(Mutex::new(tsfn));
             let notifier = Arc::clone(&tsfn);
-            let registration = reactor
-                .register(fd, move |ready: Readiness| {
-                    let bits = (u32::from(ready.readable) * READABLE)
-                        | (u32::from(ready.writable) * WRITABLE)
-                        | (u32::from(ready.error) * ERROR);
-                    let notifier = notifier.lock().unwrap_or_else(|p| p.into_inner());
-                    notifier.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
-                })
-                .map_err(|e| Failure::system(e, "epoll_ctl"))?;
+            let notify = move |bits: u32| {
+                let notifier = notifier.lock().unwrap_or_else(|p| p.into_inner());
+                notifier.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
+            };
+            let force_thread = std::env::var_os("SENDMMSG_REACTOR").is_some_and(|v| v == "thread");
+            let event_loop = if force_thread {
+                None
+            } else {
+                env.get_uv_event_loop().ok()
+            };
+            let on_loop = event_loop.and_then(|l| {
+                // SAFETY: `l` is what napi_get_uv_event_loop returned for this environment,
+                // so it is this (the JS) thread's live loop; the LoopPoll lives in this
+                // socket's state, used and dropped on this thread only (State is neither
+                // Send nor Sync), and closed at the latest by the environment's cleanup
+                // hook. This is the binding's only `unsafe`: the core cannot obtain the
+                // loop by itself.
+                unsafe { mmsg_core::LoopPoll::new(l.cast(), fd, Box::new(notify.clone())) }
+            });
+            let registration = match on_loop {
+                Some(poll) => Watcher::Loop(poll.map_err(|e| Failure::system(e, "uv_poll_init"))?),
+                None => {
+                    let reactor =
+                        Reactor::global().map_err(|e| Failure::system(e, "epoll_create"))?;
+                    Watcher::Thread(
+                        reactor
+                            .register(fd, move |ready: Readiness| {
+                                notify(
+                                    (u32::from(ready.readable) * READABLE)
+                                        | (u32::from(ready.writable) * WRITABLE)
+                                        | (u32::from(ready.error) * ERROR),
+                                )
+                            })
+                            .map_err(|e| Failure::system(e, "epoll_ctl"))?,
+                    )
+                }
+            };
             state.wake = Some(Wake {
                 registration,
                 tsfn,
@@ -652,7 +696,7 @@ impl NativeSocket {
                 Some(wake) => wake
                     .registration
                     .arm(readable, writable)
-                    .map_err(|e| Failure::system(e, "epoll_ctl")),
+                    .map_err(|e| Failure::system(e, "uv_poll_start")),
                 None => Err(Failure::Closed),
             }
         })?;

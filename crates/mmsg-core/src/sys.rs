@@ -561,3 +561,270 @@ pub fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
     // byte view cannot make the words invalid; the borrow is exclusive.
     unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
 }
+
+// ---- libuv's poll handle, found at run time in the host process -----------------------------
+//
+// Node.js (and Electron) export libuv's functions to addons. Watching a socket with a
+// `uv_poll_t` on the JS thread's own loop saves the cross-thread wake-up of the reactor thread
+// (see `looppoll.rs`). A host without them (Bun) keeps the reactor: nothing is linked, each
+// symbol is looked up with `dlsym`.
+
+/// `uv_poll_cb(uv_poll_t* handle, int status, int events)`.
+pub type UvPollCb =
+    unsafe extern "C" fn(handle: *mut libc::c_void, status: libc::c_int, events: libc::c_int);
+/// `uv_close_cb(uv_handle_t* handle)`.
+pub type UvCloseCb = unsafe extern "C" fn(handle: *mut libc::c_void);
+
+/// The libuv functions the loop poller uses.
+pub struct UvApi {
+    handle_size: unsafe extern "C" fn(libc::c_int) -> usize,
+    poll_init:
+        unsafe extern "C" fn(*mut libc::c_void, *mut libc::c_void, libc::c_int) -> libc::c_int,
+    poll_start: unsafe extern "C" fn(*mut libc::c_void, libc::c_int, UvPollCb) -> libc::c_int,
+    poll_stop: unsafe extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    close: unsafe extern "C" fn(*mut libc::c_void, UvCloseCb),
+    unref: unsafe extern "C" fn(*mut libc::c_void),
+}
+
+/// `UV_POLL` in `uv_handle_type`.
+const UV_POLL: libc::c_int = 8;
+
+fn lookup(name: &std::ffi::CStr) -> Option<*mut libc::c_void> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only searches the loaded
+    // objects; a null result means "absent".
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!symbol.is_null()).then_some(symbol)
+}
+
+impl UvApi {
+    /// The host's libuv functions, looked up once; `None` if any is missing.
+    pub fn get() -> Option<&'static UvApi> {
+        static API: std::sync::OnceLock<Option<UvApi>> = std::sync::OnceLock::new();
+        API.get_or_init(|| {
+            // SAFETY: each symbol, when present, is libuv's function of that name, whose C
+            // signature is the function pointer type it is transmuted to (libuv 1.x ABI).
+            unsafe {
+                Some(UvApi {
+                    handle_size: std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn(libc::c_int) -> usize,
+                    >(lookup(c"uv_handle_size")?),
+                    poll_init: std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn(
+                            *mut libc::c_void,
+                            *mut libc::c_void,
+                            libc::c_int,
+                        ) -> libc::c_int,
+                    >(lookup(c"uv_poll_init")?),
+                    poll_start: std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn(
+                            *mut libc::c_void,
+                            libc::c_int,
+                            UvPollCb,
+                        ) -> libc::c_int,
+                    >(lookup(c"uv_poll_start")?),
+                    poll_stop: std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn(*mut libc::c_void) -> libc::c_int,
+                    >(lookup(c"uv_poll_stop")?),
+                    close: std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn(*mut libc::c_void, UvCloseCb),
+                    >(lookup(c"uv_close")?),
+                    unref: std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn(*mut libc::c_void),
+                    >(lookup(c"uv_unref")?),
+                })
+            }
+        })
+        .as_ref()
+    }
+
+    /// Bytes of a `uv_poll_t` in this libuv.
+    pub fn poll_size(&self) -> usize {
+        // SAFETY: uv_handle_size takes a handle type and returns a size; no memory involved.
+        unsafe { (self.handle_size)(UV_POLL) }
+    }
+
+    /// `uv_poll_init(loop, handle, fd)` then `uv_unref(handle)` (liveness is the caller's
+    /// business). `handle` must point to `poll_size()` writable, 8-byte aligned bytes that stay
+    /// put until the close callback.
+    ///
+    /// # Safety
+    /// `event_loop` must be the calling thread's live `uv_loop_t`, `handle` as described.
+    pub unsafe fn poll_init(
+        &self,
+        event_loop: *mut libc::c_void,
+        handle: *mut libc::c_void,
+        fd: RawFd,
+    ) -> io::Result<()> {
+        // SAFETY: guaranteed by the caller (see above).
+        let rc = unsafe { (self.poll_init)(event_loop, handle, fd) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        // SAFETY: `handle` was just initialised.
+        unsafe { (self.unref)(handle) };
+        Ok(())
+    }
+
+    /// `uv_poll_start(handle, events, cb)`.
+    ///
+    /// # Safety
+    /// `handle` must be an initialised, not closed `uv_poll_t` of the calling thread's loop.
+    pub unsafe fn poll_start(
+        &self,
+        handle: *mut libc::c_void,
+        events: libc::c_int,
+        cb: UvPollCb,
+    ) -> io::Result<()> {
+        // SAFETY: guaranteed by the caller.
+        let rc = unsafe { (self.poll_start)(handle, events, cb) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(-rc));
+        }
+        Ok(())
+    }
+
+    /// `uv_poll_stop(handle)`.
+    ///
+    /// # Safety
+    /// As for `poll_start`.
+    pub unsafe fn poll_stop(&self, handle: *mut libc::c_void) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (self.poll_stop)(handle) };
+    }
+
+    /// `uv_close(handle, cb)`: no poll callback runs after this; `cb` runs on a later loop turn.
+    ///
+    /// # Safety
+    /// As for `poll_start`; `handle` must not be used afterwards except by `cb`.
+    pub unsafe fn close(&self, handle: *mut libc::c_void, cb: UvCloseCb) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (self.close)(handle, cb) };
+    }
+}
+
+/// What the poll callback needs: the handler and the libuv functions.
+struct LoopPollContext {
+    api: &'static UvApi,
+    handler: Box<dyn Fn(u32)>,
+}
+
+/// A `uv_poll_t` watching one descriptor on the JS thread's loop, one-shot like the reactor:
+/// after each event the poll is stopped until `arm` is called again. Not `Send`: it lives and
+/// dies on the loop's thread.
+pub struct LoopPoll {
+    /// `uv_poll_t` memory, its first word (`data`) pointing at the context; freed by the close
+    /// callback, never before.
+    handle: *mut libc::c_void,
+    api: &'static UvApi,
+}
+
+unsafe extern "C" fn on_loop_poll(
+    handle: *mut libc::c_void,
+    status: libc::c_int,
+    events: libc::c_int,
+) {
+    // SAFETY: `data` (the first word of every libuv handle) was set to our context by
+    // `LoopPoll::new`, and libuv calls this only between `uv_poll_start` and `uv_close`, while
+    // the context is alive.
+    let context = unsafe { &*(*(handle as *mut *const LoopPollContext)) };
+    // SAFETY: the handle is live (see above); stopping it makes interest one-shot.
+    unsafe { context.api.poll_stop(handle) };
+    let mut bits = 0u32;
+    if events & 1 != 0 {
+        bits |= 1; // UV_READABLE
+    }
+    if events & 2 != 0 {
+        bits |= 2; // UV_WRITABLE
+    }
+    if status < 0 {
+        bits |= 4; // an error on the descriptor: the next send/recv reports it
+    }
+    (context.handler)(bits);
+}
+
+unsafe extern "C" fn on_loop_poll_closed(handle: *mut libc::c_void) {
+    // SAFETY: libuv calls this once, after which it never touches `handle`; both allocations
+    // were made by `LoopPoll::new` with `Box::into_raw` and are freed exactly here.
+    unsafe {
+        let context = *(handle as *mut *mut LoopPollContext);
+        let words = poll_words((*context).api);
+        drop(Box::from_raw(context));
+        drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+            handle as *mut u64,
+            words,
+        )));
+    }
+}
+
+/// Size of a `uv_poll_t` in 8-byte words (the allocation is a `Box<[u64]>`, for alignment).
+fn poll_words(api: &UvApi) -> usize {
+    api.poll_size().div_ceil(8).max(1)
+}
+
+impl LoopPoll {
+    /// Watches `fd` on `event_loop` (the calling thread's libuv loop, as `napi_get_uv_event_loop`
+    /// gives it); `handler(bits)` (1 readable, 2 writable, 4 error) runs on that thread after
+    /// `arm`. `None` when the host has no libuv to lend.
+    ///
+    /// # Safety
+    /// `event_loop` must be the calling thread's live `uv_loop_t` (what
+    /// `napi_get_uv_event_loop` returns for the calling thread's environment), and the returned
+    /// `LoopPoll` must be used and dropped on that thread while the loop is alive.
+    pub unsafe fn new(
+        event_loop: *mut libc::c_void,
+        fd: RawFd,
+        handler: Box<dyn Fn(u32)>,
+    ) -> Option<io::Result<LoopPoll>> {
+        let api = UvApi::get()?;
+        if event_loop.is_null() {
+            return None;
+        }
+        let words = poll_words(api);
+        let memory: Box<[u64]> = vec![0u64; words].into_boxed_slice();
+        let handle = Box::into_raw(memory) as *mut u64 as *mut libc::c_void;
+        let context = Box::into_raw(Box::new(LoopPollContext { api, handler }));
+        // SAFETY: `handle` points at `poll_size()` zeroed, 8-byte aligned bytes that stay put
+        // until `on_loop_poll_closed`; `event_loop` is this thread's loop (this function's
+        // contract).
+        if let Err(e) = unsafe { api.poll_init(event_loop, handle, fd) } {
+            // SAFETY: never initialised, so libuv knows nothing of either allocation.
+            unsafe {
+                drop(Box::from_raw(context));
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    handle as *mut u64,
+                    words,
+                )));
+            }
+            return Some(Err(e));
+        }
+        // SAFETY: `data` is the first field of uv_handle_t; uv_poll_init leaves it for us.
+        unsafe { *(handle as *mut *mut LoopPollContext) = context };
+        Some(Ok(LoopPoll { handle, api }))
+    }
+
+    /// Asks for one notification when readable and/or writable (both false: none).
+    pub fn arm(&self, readable: bool, writable: bool) -> io::Result<()> {
+        let events = i32::from(readable) | (i32::from(writable) << 1);
+        if events == 0 {
+            // SAFETY: the handle is initialised and not closed (closing happens in Drop).
+            unsafe { self.api.poll_stop(self.handle) };
+            return Ok(());
+        }
+        // SAFETY: as above; the callback matches libuv's uv_poll_cb.
+        unsafe { self.api.poll_start(self.handle, events, on_loop_poll) }
+    }
+}
+
+impl Drop for LoopPoll {
+    fn drop(&mut self) {
+        // SAFETY: the handle is live; after uv_close no poll callback runs, and the memory is
+        // freed by the close callback (on a later loop turn), not here.
+        unsafe { self.api.close(self.handle, on_loop_poll_closed) };
+    }
+}
