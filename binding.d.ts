@@ -79,8 +79,10 @@ export declare class NativeSocket {
   /**
    * Registers `callback(bits)` (1 readable, 2 writable, 4 error) to be called on this
    * thread when the socket becomes ready after `arm`. Once per socket.
+   * `onLoop`: watch with a `uv_poll_t` on this thread's libuv loop if the host has libuv
+   * (the caller says no for hosts whose libuv functions are stubs, such as Bun's).
    */
-  watch(callback: (bits: number) => void): void
+  watch(callback: (bits: number) => void, onLoop: boolean): void
   /**
    * Asks for one notification when readable and/or writable (both false: none). While armed
    * (and `ref`), the socket keeps the event loop alive.

@@ -102,6 +102,13 @@ const FIRST_CAPACITY = 8
 /** Receive batches handled per wake-up before yielding to the event loop. */
 const BATCHES_PER_WAKE = 16
 
+/**
+ * Watch sockets on the JS thread's own libuv loop (no thread hop per wake-up) where the host's
+ * libuv is real: Node and Electron. Bun's libuv functions are stubs that abort, so it keeps the
+ * reactor thread; `SENDMMSG_REACTOR=thread` forces the thread anywhere (for tests).
+ */
+const WATCH_ON_LOOP = !(process.versions as Record<string, string | undefined>).bun && process.env.SENDMMSG_REACTOR !== 'thread'
+
 const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.for('nodejs.asyncDispose')
 const dispose: typeof Symbol.dispose = Symbol.dispose ?? Symbol.for('nodejs.dispose')
 
@@ -701,7 +708,7 @@ export class UdpSocket extends EventEmitter {
     if (read === this.#armedRead && write === this.#armedWrite && (read || write) === false) return
     if (!this.#watching) {
       if (!read && !write) return
-      this.#native.watch((bits) => this.#onReady(bits))
+      this.#native.watch((bits) => this.#onReady(bits), WATCH_ON_LOOP)
       this.#watching = true
       if (!this.#refed) this.#native.setRef(false)
     }

@@ -622,8 +622,10 @@ impl NativeSocket {
 
     /// Registers `callback(bits)` (1 readable, 2 writable, 4 error) to be called on this
     /// thread when the socket becomes ready after `arm`. Once per socket.
-    #[napi(ts_args_type = "callback: (bits: number) => void")]
-    pub fn watch(&self, env: Env, callback: Function<u32, ()>) -> Result<()> {
+    /// `onLoop`: watch with a `uv_poll_t` on this thread's libuv loop if the host has libuv
+    /// (the caller says no for hosts whose libuv functions are stubs, such as Bun's).
+    #[napi(ts_args_type = "callback: (bits: number) => void, onLoop: boolean")]
+    pub fn watch(&self, env: Env, callback: Function<u32, ()>, on_loop: bool) -> Result<()> {
         let tsfn: WakeFn = callback
             .build_threadsafe_function::<u32>()
             .callee_handled::<false>()
@@ -643,8 +645,7 @@ impl NativeSocket {
                 let notifier = notifier.lock().unwrap_or_else(|p| p.into_inner());
                 notifier.call(bits, ThreadsafeFunctionCallMode::NonBlocking);
             };
-            let force_thread = std::env::var_os("SENDMMSG_REACTOR").is_some_and(|v| v == "thread");
-            let event_loop = if force_thread {
+            let event_loop = if !on_loop {
                 None
             } else {
                 env.get_uv_event_loop().ok()
