@@ -81,8 +81,11 @@ export declare class NativeSocket {
    * thread when the socket becomes ready after `arm`. Once per socket.
    * `onLoop`: watch with a `uv_poll_t` on this thread's libuv loop if the host has libuv
    * (the caller says no for hosts whose libuv functions are stubs, such as Bun's).
+   *
+   * Returns whether interest stays armed after a notification (the loop poll, level-triggered:
+   * `arm(false, false)` stops it) rather than being one-shot (the reactor thread).
    */
-  watch(callback: (bits: number) => void, onLoop: boolean): void
+  watch(callback: (bits: number) => void, onLoop: boolean): boolean
   /**
    * Asks for one notification when readable and/or writable (both false: none). While armed
    * (and `ref`), the socket keeps the event loop alive.

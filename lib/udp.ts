@@ -181,6 +181,8 @@ export class UdpSocket extends EventEmitter {
   #drainScheduled = false
   /** GRO was turned on at some point: the core may hold split-off datagrams (`buffered()`). */
   #groUsed = false
+  /** The native watcher stays armed after a wake-up (libuv poll) instead of being one-shot. */
+  #levelTriggered = false
 
   /** Use {@link createSocket} (or `new UdpSocket('udp4')`). */
   constructor(typeOrOptions: SocketType | UdpSocketOptions, fromFd?: number) {
@@ -705,10 +707,12 @@ export class UdpSocket extends EventEmitter {
     if (read && this.#groUsed && this.#native.buffered() > 0) {
       this.#scheduleDrain()
     }
-    if (read === this.#armedRead && write === this.#armedWrite && (read || write) === false) return
+    // Nothing to change: nothing wanted (and nothing armed), or a level-triggered watcher that
+    // is already armed with exactly this.
+    if (read === this.#armedRead && write === this.#armedWrite && (this.#levelTriggered || (!read && !write))) return
     if (!this.#watching) {
       if (!read && !write) return
-      this.#native.watch((bits) => this.#onReady(bits), WATCH_ON_LOOP)
+      this.#levelTriggered = this.#native.watch((bits) => this.#onReady(bits), WATCH_ON_LOOP)
       this.#watching = true
       if (!this.#refed) this.#native.setRef(false)
     }
@@ -728,9 +732,12 @@ export class UdpSocket extends EventEmitter {
   }
 
   #onReady(bits: number): void {
-    // One-shot: nothing is armed now until #updateInterest re-arms.
-    this.#armedRead = false
-    this.#armedWrite = false
+    // One-shot (reactor thread): nothing is armed now until #updateInterest re-arms. The loop
+    // poll stays armed; #updateInterest then only changes what differs.
+    if (!this.#levelTriggered) {
+      this.#armedRead = false
+      this.#armedWrite = false
+    }
     if (this.#closed) return
     try {
       if (bits & (WRITABLE | ERROR)) this.#flushQueue()

@@ -56,9 +56,13 @@ impl Watcher {
 struct Wake {
     // Dropped first: no notification can start after this.
     registration: Watcher,
+    /// How the reactor thread (or a loop poll without `direct`) reaches JS.
     tsfn: Arc<Mutex<WakeFn>>,
-    /// Whether the wake-up function currently keeps the event loop alive: ref/unref are only
-    /// called when this changes (a receive loop re-arms after every wake-up).
+    /// With a loop poll: the JS handler called straight from the poll callback (no extra loop
+    /// turn). Dropped with the socket's state, on this thread, while the env is alive.
+    direct: Option<Rc<mmsg_core::JsCallback>>,
+    /// Whether the watcher currently keeps the event loop alive: ref/unref are only called when
+    /// this changes (a receive loop re-arms after every wake-up).
     holds_loop: std::cell::Cell<bool>,
 }
 
@@ -624,8 +628,11 @@ impl NativeSocket {
     /// thread when the socket becomes ready after `arm`. Once per socket.
     /// `onLoop`: watch with a `uv_poll_t` on this thread's libuv loop if the host has libuv
     /// (the caller says no for hosts whose libuv functions are stubs, such as Bun's).
+    ///
+    /// Returns whether interest stays armed after a notification (the loop poll, level-triggered:
+    /// `arm(false, false)` stops it) rather than being one-shot (the reactor thread).
     #[napi(ts_args_type = "callback: (bits: number) => void, onLoop: boolean")]
-    pub fn watch(&self, env: Env, callback: Function<u32, ()>, on_loop: bool) -> Result<()> {
+    pub fn watch(&self, env: Env, callback: Function<u32, ()>, on_loop: bool) -> Result<bool> {
         let tsfn: WakeFn = callback
             .build_threadsafe_function::<u32>()
             .callee_handled::<false>()
@@ -650,15 +657,33 @@ impl NativeSocket {
             } else {
                 env.get_uv_event_loop().ok()
             };
+            // SAFETY (both blocks): `env.raw()` is this call's environment and `l` what
+            // napi_get_uv_event_loop returned for it, so both belong to this (the JS) thread;
+            // `callback` is a function value of the current handle scope. The LoopPoll and the
+            // JsCallback live in this socket's state, are used and dropped on this thread only
+            // (State is neither Send nor Sync), and go at the latest in the environment's
+            // cleanup hook. These are the binding's only `unsafe`: the core cannot obtain the
+            // loop or the env by itself.
+            let direct = event_loop
+                .and_then(|_| unsafe {
+                    mmsg_core::JsCallback::new(env.raw().cast(), callback.raw().cast())
+                })
+                .map(Rc::new);
             let on_loop = event_loop.and_then(|l| {
-                // SAFETY: `l` is what napi_get_uv_event_loop returned for this environment,
-                // so it is this (the JS) thread's live loop; the LoopPoll lives in this
-                // socket's state, used and dropped on this thread only (State is neither
-                // Send nor Sync), and closed at the latest by the environment's cleanup
-                // hook. This is the binding's only `unsafe`: the core cannot obtain the
-                // loop by itself.
-                unsafe { mmsg_core::LoopPoll::new(l.cast(), fd, Box::new(notify.clone())) }
+                let handler: Box<dyn Fn(u32)> = match &direct {
+                    Some(js) => {
+                        let js = Rc::downgrade(js);
+                        Box::new(move |bits| {
+                            if let Some(js) = js.upgrade() {
+                                js.call(bits)
+                            }
+                        })
+                    }
+                    None => Box::new(notify.clone()),
+                };
+                unsafe { mmsg_core::LoopPoll::new(l.cast(), fd, handler) }
             });
+            let direct = if on_loop.is_some() { direct } else { None };
             let registration = match on_loop {
                 Some(poll) => Watcher::Loop(poll.map_err(|e| Failure::system(e, "uv_poll_init"))?),
                 None => {
@@ -677,14 +702,16 @@ impl NativeSocket {
                     )
                 }
             };
+            let level_triggered = matches!(registration, Watcher::Loop(_));
             state.wake = Some(Wake {
                 registration,
                 tsfn,
+                direct,
                 holds_loop: std::cell::Cell::new(true),
             });
-            Ok(())
-        })?;
-        self.apply_ref(&env, false)
+            Ok(level_triggered)
+        })
+        .and_then(|level| self.apply_ref(&env, false).map(|()| level))
     }
 
     /// Asks for one notification when readable and/or writable (both false: none). While armed
@@ -724,11 +751,22 @@ impl NativeSocket {
                 return Ok(());
             }
             let mut tsfn = wake.tsfn.lock().unwrap_or_else(|p| p.into_inner());
-            #[allow(deprecated)] // the replacement (clone counting) cannot express unref
-            if hold {
-                tsfn.refer(env)?;
-            } else {
-                tsfn.unref(env)?;
+            match (&wake.registration, &wake.direct) {
+                // Calls come straight from the poll: the poll handle is what holds the loop,
+                // and the (unused) thread-safe function never does.
+                (Watcher::Loop(poll), Some(_)) => {
+                    poll.set_ref(hold);
+                    #[allow(deprecated)]
+                    tsfn.unref(env)?;
+                }
+                _ => {
+                    #[allow(deprecated)] // the replacement (clone counting) cannot express unref
+                    if hold {
+                        tsfn.refer(env)?;
+                    } else {
+                        tsfn.unref(env)?;
+                    }
+                }
             }
             wake.holds_loop.set(hold);
         }

@@ -45,4 +45,4 @@ pub const MAX_UDP_PAYLOAD_V4: usize = 65_507;
 /// Largest UDP payload over IPv6 without jumbograms (65535 − 8 UDP).
 pub const MAX_UDP_PAYLOAD_V6: usize = 65_527;
 
-pub use sys::LoopPoll;
+pub use sys::{JsCallback, LoopPoll};

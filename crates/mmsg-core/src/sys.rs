@@ -584,6 +584,7 @@ pub struct UvApi {
     poll_stop: unsafe extern "C" fn(*mut libc::c_void) -> libc::c_int,
     close: unsafe extern "C" fn(*mut libc::c_void, UvCloseCb),
     unref: unsafe extern "C" fn(*mut libc::c_void),
+    ref_: unsafe extern "C" fn(*mut libc::c_void),
 }
 
 /// `UV_POLL` in `uv_handle_type`.
@@ -637,6 +638,10 @@ impl UvApi {
                         *mut libc::c_void,
                         unsafe extern "C" fn(*mut libc::c_void),
                     >(lookup(c"uv_unref")?),
+                    ref_: std::mem::transmute::<
+                        *mut libc::c_void,
+                        unsafe extern "C" fn(*mut libc::c_void),
+                    >(lookup(c"uv_ref")?),
                 })
             }
         })
@@ -714,14 +719,17 @@ struct LoopPollContext {
     handler: Box<dyn Fn(u32)>,
 }
 
-/// A `uv_poll_t` watching one descriptor on the JS thread's loop, one-shot like the reactor:
-/// after each event the poll is stopped until `arm` is called again. Not `Send`: it lives and
-/// dies on the loop's thread.
+/// A `uv_poll_t` watching one descriptor on the JS thread's loop. Unlike the reactor's one-shot
+/// interest it stays started with the events last asked for (level-triggered), so a socket that
+/// is read after every wake-up costs no epoll_ctl; `arm(false, false)` stops it. Not `Send`: it
+/// lives and dies on the loop's thread.
 pub struct LoopPoll {
     /// `uv_poll_t` memory, its first word (`data`) pointing at the context; freed by the close
     /// callback, never before.
     handle: *mut libc::c_void,
     api: &'static UvApi,
+    /// The events the poll is started with (0: stopped).
+    events: std::cell::Cell<libc::c_int>,
 }
 
 unsafe extern "C" fn on_loop_poll(
@@ -733,8 +741,9 @@ unsafe extern "C" fn on_loop_poll(
     // `LoopPoll::new`, and libuv calls this only between `uv_poll_start` and `uv_close`, while
     // the context is alive.
     let context = unsafe { &*(*(handle as *mut *const LoopPollContext)) };
-    // SAFETY: the handle is live (see above); stopping it makes interest one-shot.
-    unsafe { context.api.poll_stop(handle) };
+    // The poll stays started (level-triggered): the handler re-arms with what it still wants,
+    // and `arm` does nothing when that is unchanged, so a busy socket costs no epoll_ctl per
+    // wake-up. A handler that wants nothing more (back-pressure) stops it with `arm(false, false)`.
     let mut bits = 0u32;
     if events & 1 != 0 {
         bits |= 1; // UV_READABLE
@@ -805,19 +814,43 @@ impl LoopPoll {
         }
         // SAFETY: `data` is the first field of uv_handle_t; uv_poll_init leaves it for us.
         unsafe { *(handle as *mut *mut LoopPollContext) = context };
-        Some(Ok(LoopPoll { handle, api }))
+        Some(Ok(LoopPoll {
+            handle,
+            api,
+            events: std::cell::Cell::new(0),
+        }))
     }
 
-    /// Asks for one notification when readable and/or writable (both false: none).
+    /// Asks for notifications while readable and/or writable (both false: none).
     pub fn arm(&self, readable: bool, writable: bool) -> io::Result<()> {
         let events = i32::from(readable) | (i32::from(writable) << 1);
+        if events == self.events.get() {
+            return Ok(());
+        }
         if events == 0 {
             // SAFETY: the handle is initialised and not closed (closing happens in Drop).
             unsafe { self.api.poll_stop(self.handle) };
+            self.events.set(0);
             return Ok(());
         }
         // SAFETY: as above; the callback matches libuv's uv_poll_cb.
-        unsafe { self.api.poll_start(self.handle, events, on_loop_poll) }
+        let started = unsafe { self.api.poll_start(self.handle, events, on_loop_poll) };
+        self.events.set(if started.is_ok() { events } else { 0 });
+        started
+    }
+}
+
+impl LoopPoll {
+    /// Whether the poll, while armed, keeps the loop (the process) alive (`uv_ref`/`uv_unref`).
+    pub fn set_ref(&self, on: bool) {
+        // SAFETY: the handle is initialised and not closed (closing happens in Drop).
+        unsafe {
+            if on {
+                (self.api.ref_)(self.handle)
+            } else {
+                (self.api.unref)(self.handle)
+            }
+        }
     }
 }
 
@@ -826,5 +859,188 @@ impl Drop for LoopPoll {
         // SAFETY: the handle is live; after uv_close no poll callback runs, and the memory is
         // freed by the close callback (on a later loop turn), not here.
         unsafe { self.api.close(self.handle, on_loop_poll_closed) };
+    }
+}
+
+// ---- calling a JS function from a loop callback --------------------------------------------
+//
+// A `LoopPoll` callback runs on the JS thread but outside JavaScript. Calling the socket's JS
+// handler right there (instead of bouncing through a thread-safe function, one more loop turn)
+// is what keeps a request/response round trip as short as node:dgram's. Like libuv's, N-API's
+// functions are the host's own, looked up with `dlsym`; `napi_make_callback` runs the function
+// inside a callback scope, so microtasks and `process.nextTick` callbacks run when it returns,
+// as after any I/O callback in Node.
+
+type NapiEnv = *mut libc::c_void;
+type NapiValue = *mut libc::c_void;
+type NapiRef = *mut libc::c_void;
+type NapiStatus = libc::c_int;
+
+#[allow(clippy::type_complexity)]
+struct NapiApi {
+    open_handle_scope: unsafe extern "C" fn(NapiEnv, *mut *mut libc::c_void) -> NapiStatus,
+    close_handle_scope: unsafe extern "C" fn(NapiEnv, *mut libc::c_void) -> NapiStatus,
+    create_reference: unsafe extern "C" fn(NapiEnv, NapiValue, u32, *mut NapiRef) -> NapiStatus,
+    delete_reference: unsafe extern "C" fn(NapiEnv, NapiRef) -> NapiStatus,
+    get_reference_value: unsafe extern "C" fn(NapiEnv, NapiRef, *mut NapiValue) -> NapiStatus,
+    create_object: unsafe extern "C" fn(NapiEnv, *mut NapiValue) -> NapiStatus,
+    create_string_utf8:
+        unsafe extern "C" fn(NapiEnv, *const libc::c_char, usize, *mut NapiValue) -> NapiStatus,
+    create_uint32: unsafe extern "C" fn(NapiEnv, u32, *mut NapiValue) -> NapiStatus,
+    async_init:
+        unsafe extern "C" fn(NapiEnv, NapiValue, NapiValue, *mut *mut libc::c_void) -> NapiStatus,
+    async_destroy: unsafe extern "C" fn(NapiEnv, *mut libc::c_void) -> NapiStatus,
+    make_callback: unsafe extern "C" fn(
+        NapiEnv,
+        *mut libc::c_void,
+        NapiValue,
+        NapiValue,
+        usize,
+        *const NapiValue,
+        *mut NapiValue,
+    ) -> NapiStatus,
+    get_and_clear_last_exception: unsafe extern "C" fn(NapiEnv, *mut NapiValue) -> NapiStatus,
+    fatal_exception: unsafe extern "C" fn(NapiEnv, NapiValue) -> NapiStatus,
+}
+
+const NAPI_OK: NapiStatus = 0;
+const NAPI_PENDING_EXCEPTION: NapiStatus = 10;
+
+macro_rules! host_fn {
+    ($name:literal) => {
+        // SAFETY: the symbol, when present, is the host's N-API function of that name, whose C
+        // signature (node_api.h, stable ABI) is the field's function pointer type.
+        unsafe { std::mem::transmute::<*mut libc::c_void, _>(lookup($name)?) }
+    };
+}
+
+impl NapiApi {
+    // Each transmute's target type is the struct field it initialises (written out once there).
+    #[allow(clippy::missing_transmute_annotations)]
+    fn get() -> Option<&'static NapiApi> {
+        static API: std::sync::OnceLock<Option<NapiApi>> = std::sync::OnceLock::new();
+        API.get_or_init(|| {
+            Some(NapiApi {
+                open_handle_scope: host_fn!(c"napi_open_handle_scope"),
+                close_handle_scope: host_fn!(c"napi_close_handle_scope"),
+                create_reference: host_fn!(c"napi_create_reference"),
+                delete_reference: host_fn!(c"napi_delete_reference"),
+                get_reference_value: host_fn!(c"napi_get_reference_value"),
+                create_object: host_fn!(c"napi_create_object"),
+                create_string_utf8: host_fn!(c"napi_create_string_utf8"),
+                create_uint32: host_fn!(c"napi_create_uint32"),
+                async_init: host_fn!(c"napi_async_init"),
+                async_destroy: host_fn!(c"napi_async_destroy"),
+                make_callback: host_fn!(c"napi_make_callback"),
+                get_and_clear_last_exception: host_fn!(c"napi_get_and_clear_last_exception"),
+                fatal_exception: host_fn!(c"napi_fatal_exception"),
+            })
+        })
+        .as_ref()
+    }
+}
+
+/// A JS function, held by a reference, that can be called from a loop callback with one
+/// number argument. Not `Send`: made, called and dropped on its environment's thread.
+pub struct JsCallback {
+    api: &'static NapiApi,
+    env: NapiEnv,
+    function: NapiRef,
+    resource: NapiRef,
+    context: *mut libc::c_void,
+}
+
+impl JsCallback {
+    /// Keeps `function` (a JS function of `env`) for `call`. `None` if the host lacks N-API's
+    /// functions or any step fails (the caller then uses a thread-safe function).
+    ///
+    /// # Safety
+    /// `env` must be the calling thread's live `napi_env` and `function` a `napi_value` of a
+    /// function in the current handle scope of that env; the `JsCallback` must be used and
+    /// dropped on this thread while the environment is alive.
+    pub unsafe fn new(env: NapiEnv, function: NapiValue) -> Option<JsCallback> {
+        let api = NapiApi::get()?;
+        let mut function_ref: NapiRef = std::ptr::null_mut();
+        let mut resource: NapiValue = std::ptr::null_mut();
+        let mut resource_ref: NapiRef = std::ptr::null_mut();
+        let mut name: NapiValue = std::ptr::null_mut();
+        let mut context: *mut libc::c_void = std::ptr::null_mut();
+        let label = "sendmmsg:socket";
+        // SAFETY: every call gets this thread's env (the contract) and out-pointers to locals.
+        let ok = unsafe {
+            (api.create_reference)(env, function, 1, &mut function_ref) == NAPI_OK
+                && (api.create_object)(env, &mut resource) == NAPI_OK
+                && (api.create_reference)(env, resource, 1, &mut resource_ref) == NAPI_OK
+                && (api.create_string_utf8)(env, label.as_ptr().cast(), label.len(), &mut name)
+                    == NAPI_OK
+                && (api.async_init)(env, resource, name, &mut context) == NAPI_OK
+        };
+        let callback = JsCallback {
+            api,
+            env,
+            function: function_ref,
+            resource: resource_ref,
+            context,
+        };
+        ok.then_some(callback)
+    }
+
+    /// Calls the function with `value`, as an I/O callback: microtasks and ticks run when it
+    /// returns; an exception it throws becomes an uncaught exception (`'uncaughtException'`).
+    /// Must be called on the env's thread, outside any JavaScript frame (a libuv callback).
+    pub fn call(&self, value: u32) {
+        let api = self.api;
+        let env = self.env;
+        // SAFETY: `new`'s contract: this is the env's thread, the env is alive, and the refs
+        // and async context are ours until Drop. A handle scope brackets every value created.
+        unsafe {
+            let mut scope: *mut libc::c_void = std::ptr::null_mut();
+            if (api.open_handle_scope)(env, &mut scope) != NAPI_OK {
+                return;
+            }
+            let mut function: NapiValue = std::ptr::null_mut();
+            let mut resource: NapiValue = std::ptr::null_mut();
+            let mut argument: NapiValue = std::ptr::null_mut();
+            let mut result: NapiValue = std::ptr::null_mut();
+            if (api.get_reference_value)(env, self.function, &mut function) == NAPI_OK
+                && (api.get_reference_value)(env, self.resource, &mut resource) == NAPI_OK
+                && (api.create_uint32)(env, value, &mut argument) == NAPI_OK
+                && !function.is_null()
+            {
+                let status = (api.make_callback)(
+                    env,
+                    self.context,
+                    resource,
+                    function,
+                    1,
+                    &argument,
+                    &mut result,
+                );
+                if status == NAPI_PENDING_EXCEPTION {
+                    let mut exception: NapiValue = std::ptr::null_mut();
+                    if (api.get_and_clear_last_exception)(env, &mut exception) == NAPI_OK {
+                        (api.fatal_exception)(env, exception);
+                    }
+                }
+            }
+            (api.close_handle_scope)(env, scope);
+        }
+    }
+}
+
+impl Drop for JsCallback {
+    fn drop(&mut self) {
+        // SAFETY: on the env's thread (`new`'s contract); each resource is released once.
+        unsafe {
+            if !self.context.is_null() {
+                (self.api.async_destroy)(self.env, self.context);
+            }
+            if !self.function.is_null() {
+                (self.api.delete_reference)(self.env, self.function);
+            }
+            if !self.resource.is_null() {
+                (self.api.delete_reference)(self.env, self.resource);
+            }
+        }
     }
 }
