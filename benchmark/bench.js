@@ -2,14 +2,18 @@
 // `npm run bench`: datagrams per second over loopback (127.0.0.1 only) for node:dgram, this
 // package's synchronous send shapes, GSO, and a reference C sendmmsg loop, at 64 B and 1200 B and
 // batch sizes 1–1024; the receive side under a C flood; delivered datagrams at 1200 B; and
-// resident memory over millions of datagrams. Every figure is a median of several runs, every
+// resident memory over millions of datagrams; scale (10 000 idle sockets, reusePort across worker
+// threads) and cost growth by datagrams per call. Every figure is a median of several runs, every
 // comparison a ratio of figures from this same run. Writes benchmark/results/latest.{json,md,svg}.
 //
-//   npm run bench                  full run (about 3 minutes)
+//   npm run bench                  full run (about 4 minutes)
 //   BENCH_QUICK=1 npm run bench    about 30 s (fewer, shorter runs; 2 M datagrams for memory)
-//   BENCH_SECTIONS=send,receive,delivered,memory,dropin   run only some sections
+//   BENCH_SECTIONS=send,receive,delivered,memory,dropin,scale,growth   run only some sections
 //   BENCH_ONLY=dgram               only the drop-in section: unchanged dgram code, node:dgram vs
 //                                  'sendmmsg/dgram' (bursts, ping-pong RTT, 'message' receive)
+//   BENCH_ONLY=scale               only the scale and cost-growth sections: 10 000 idle sockets,
+//                                  reusePort across worker threads, cost per datagram by datagrams
+//                                  per call, long-run memory (BENCH_LONG_100M=1 adds 100 M)
 //   BENCH_RESULTS_DIR=dir          write latest.{json,md,svg} there instead of benchmark/results
 'use strict'
 const fs = require('node:fs')
@@ -27,11 +31,13 @@ const { toText, toMarkdown } = require('./lib/report')
 const { resultsChart } = require('./lib/chart')
 const { cpuMeter } = require('./lib/cpuload')
 const { MODULES, BURST, createBurstBench, pingPong } = require('./lib/dropin')
+const { runIdleScale, runReusePort } = require('./lib/scale')
+const { sendGrowth, recvGrowth, runLongRun } = require('./lib/growth')
+const { scaleChart } = require('./lib/scalechart')
 
 const QUICK = process.env.BENCH_QUICK === '1'
-const SECTIONS = new Set(
-  process.env.BENCH_ONLY === 'dgram' ? ['dropin'] : (process.env.BENCH_SECTIONS || 'send,receive,delivered,memory,dropin').split(','),
-)
+const ONLY = { dgram: ['dropin'], scale: ['scale', 'growth'] }
+const SECTIONS = new Set(ONLY[process.env.BENCH_ONLY] || (process.env.BENCH_SECTIONS || 'send,receive,delivered,memory,dropin,scale,growth').split(','))
 const RESULTS_DIR = process.env.BENCH_RESULTS_DIR ? path.resolve(process.env.BENCH_RESULTS_DIR) : path.join(__dirname, 'results')
 
 const CONFIG = {
@@ -44,6 +50,21 @@ const CONFIG = {
   receive: QUICK ? { runs: 3, flood: 0.4, from: 0.05, to: 0.25 } : { runs: 7, flood: 0.7, from: 0.15, to: 0.55 },
   memory: QUICK ? { datagrams: 2e6, warmup: 5e5 } : { datagrams: 1e7, warmup: 1e6 },
   pingPong: QUICK ? { count: 5000, warmup: 500, seconds: 10 } : { count: 20000, warmup: 2000, seconds: 30 },
+  // Scale: idle sockets (fresh child with `ulimit -n`), reusePort across worker threads.
+  idle: { count: 10000, idleSeconds: 2, nofile: 20000 },
+  reusePort: { workerCounts: [1, 2], runs: QUICK ? 1 : 3, flows: 16, flood: 1.0, from: 0.25, to: 0.85 },
+  // Cost growth: datagrams per call, and a long send + receive run checked for memory growth.
+  growth: {
+    batches: [1, 16, 64, 256, 1024],
+    runs: QUICK ? 3 : 5,
+    seconds: QUICK ? 0.05 : 0.1,
+    warmupSeconds: 0.03,
+    fill: 4096, // datagrams queued before each timed drain
+    longRun: {
+      warmup: 2e5,
+      milestones: [1e3, 1e6, ...(QUICK ? [] : [1e7]), ...(process.env.BENCH_LONG_100M === '1' ? [1e8] : [])],
+    },
+  },
 }
 // Hard cap on datagrams per run, whatever the clock says.
 const cap = (seconds) => Math.ceil(20e6 * seconds)
@@ -224,6 +245,40 @@ async function dropinSection(bins, receive) {
   return { burst: BURST, bursts, pingPong: { ...CONFIG.pingPong, results: pp }, receive: { dgram: recv.dgram, dropin: recv.dropin } }
 }
 
+/** 10 000 idle receiving sockets, and one port shared by worker threads (lib/scale.js). */
+async function scaleSection(bins) {
+  const idle = runIdleScale(CONFIG.idle)
+  for (const k of ['pkg', 'dgram']) {
+    const r = idle[k]
+    log(
+      `  idle ${k}: ${r.sockets} sockets, RSS +${(r.rssGrowth / r.sockets / 1024).toFixed(2)} KiB/socket, ArrayBuffers +${Math.round(r.arrayBuffersGrowth / r.sockets) || 0} B/socket, ` +
+        `armed in ${(r.armedSeconds * 1000).toFixed(0)} ms, idle ${r.idleSeconds.toFixed(1)} s: CPU ${(r.idleCpuUs / 1000).toFixed(1)} ms, ${r.idleSwitches} context switches; traffic arrives: ${r.allArrived ? 'yes' : 'NO'}`,
+    )
+  }
+  const reusePort = await runReusePort({ bins, ...CONFIG.reusePort })
+  for (const r of reusePort.rows) {
+    log(`  reusePort ${r.workers} worker(s): ${fmtRate(r.total.median)}/s total (${r.perWorker.map((x) => fmtRate(x)).join(' + ')}), offered ${fmtRate(r.offered)}/s`)
+  }
+  return { idle, reusePort }
+}
+
+/** Cost per datagram by datagrams per call; long-run memory (lib/growth.js). */
+async function growthSection() {
+  const g = CONFIG.growth
+  const send = await sendGrowth(g)
+  const receive = await recvGrowth(g)
+  for (const [name, sec] of [['send', send], ['receive', receive]]) {
+    for (const c of sec.cells) {
+      log(`  ${name} N=${String(c.batch).padStart(4)}: ` + sec.shapes.map((s) => `${s.id} ${fmtRate(c.results[s.id].median)}/s ${c.results[s.id].nsPerDatagram.toFixed(0)} ns`).join(', '))
+    }
+  }
+  const longRun = runLongRun(g.longRun)
+  for (const p of longRun.points) {
+    log(`  long run ${fmtRate(p.datagrams)}: RSS ${(p.rssGrowth / 1048576).toFixed(2)} MB, heap ${(p.heapUsedGrowth / 1048576).toFixed(2)} MB, ArrayBuffers ${(p.arrayBuffersGrowth / 1048576).toFixed(2)} MB`)
+  }
+  return { send, receive, longRun }
+}
+
 function ratios(results) {
   const out = []
   const cell = (size, batch) => results.send && results.send.cells.find((c) => c.size === size && c.batch === batch)
@@ -318,6 +373,12 @@ function ratios(results) {
       pass: mb < 1 && pkg.woke,
     })
   }
+  if (results.scale) {
+    const rows = results.scale.reusePort.rows
+    const one = rows.find((r) => r.workers === 1)
+    const two = rows.find((r) => r.workers === 2)
+    if (one && two) add('reuseport-2-vs-1', 'reusePort, 64 B flood from 16 source ports: 2 worker threads (one socket each, same port) / 1 worker', two.total, one.total)
+  }
   return out
 }
 
@@ -356,6 +417,14 @@ async function main() {
     log("dropin: unchanged dgram code, node:dgram vs 'sendmmsg/dgram'")
     results.dropin = await dropinSection(bins, results.receive)
   }
+  if (SECTIONS.has('scale')) {
+    log(`scale: ${CONFIG.idle.count} idle receiving sockets (fresh process each), reusePort across worker threads`)
+    results.scale = await scaleSection(bins)
+  }
+  if (SECTIONS.has('growth')) {
+    log('growth: cost per datagram at 1–1024 datagrams per call; long-run memory')
+    results.growth = await growthSection()
+  }
   results.environment.loadavgEnd = os.loadavg()
   results.environment.cpuDuringRun = meter.stop()
   results.durationSeconds = now() - started
@@ -365,6 +434,7 @@ async function main() {
   fs.writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`)
   fs.writeFileSync(path.join(RESULTS_DIR, 'latest.md'), toMarkdown(results))
   fs.writeFileSync(path.join(RESULTS_DIR, 'latest.svg'), resultsChart(results))
+  if (results.growth) fs.writeFileSync(path.join(RESULTS_DIR, 'latest-scale.svg'), scaleChart(results))
   log('')
   log(toText(results))
   log('')

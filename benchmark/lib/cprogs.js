@@ -7,7 +7,7 @@ const { execFileSync } = require('node:child_process')
 
 const SRC_DIR = path.join(__dirname, '..', 'c')
 const BIN_DIR = path.join(__dirname, '..', 'results', 'tmp-bin')
-const PROGRAMS = ['sendmmsg_loop', 'recvmmsg_loop']
+const PROGRAMS = ['sendmmsg_loop', 'recvmmsg_loop', 'sendmmsg_flows']
 
 function compilerVersion() {
   try {

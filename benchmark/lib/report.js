@@ -100,6 +100,86 @@ function idleRows(idle) {
   ])
 }
 
+// ---- Scale and cost growth (bench.js scaleSection / growthSection) ----
+
+const KIB = (b) => `${(b / 1024).toFixed(2)} KiB`
+const SCALE_IDLE_HEADER = ['10 000-socket idle receive', 'sockets', 'RSS / socket', 'V8 heap / socket', 'ArrayBuffers / socket', 'create + bind + arm', 'CPU over idle', 'context switches', 'traffic still arrives']
+
+function scaleIdleRows(idle) {
+  return ['pkg', 'dgram'].map((k) => {
+    const r = idle[k]
+    return [
+      k === 'pkg' ? "this package: createSocket('udp4').bind(0, '127.0.0.1').on('message', ...)" : 'node:dgram, the same',
+      String(r.sockets),
+      KIB(r.rssGrowth / r.sockets),
+      KIB(r.heapUsedGrowth / r.sockets),
+      `${Math.round(r.arrayBuffersGrowth / r.sockets) || 0} B`,
+      `${(r.armedSeconds * 1000).toFixed(0)} ms (${((r.armedSeconds / r.sockets) * 1e6).toFixed(1)} µs each)`,
+      `${(r.idleCpuUs / 1000).toFixed(1)} ms in ${r.idleSeconds.toFixed(1)} s`,
+      String(r.idleSwitches),
+      r.allArrived ? `yes (sockets ${r.arrived.map((a) => a.socket + 1).join(', ')}; ${r.wakeMs.toFixed(1)} ms)` : 'NO',
+    ]
+  })
+}
+
+const REUSEPORT_HEADER = ['receivers (reusePort: true, one port)', 'delivered/s total (median)', 'min – max', 'per worker (median, largest share first)', 'offered/s']
+
+function reusePortRows(rp) {
+  return rp.rows.map((r) => [
+    `${r.workers} worker thread${r.workers > 1 ? 's' : ''}, one socket + onBatch each`,
+    fmtRate(r.total.median),
+    `${fmtRate(r.total.min)} – ${fmtRate(r.total.max)}`,
+    r.perWorker.map((x) => fmtRate(x)).join(' + '),
+    fmtRate(r.offered),
+  ])
+}
+
+/** The per-core figure and what the design does on many cores, computed from this run. */
+function reusePortParagraph(results) {
+  const rp = results.scale.reusePort
+  const one = rp.rows.find((r) => r.workers === 1)
+  const most = rp.rows[rp.rows.length - 1]
+  const cores = results.environment.cpus
+  if (!one) return ''
+  const perWorker = most.total.median / most.workers
+  const scaling = most.workers > 1 ? most.total.median / one.total.median : 1
+  return (
+    `Per core: one worker thread (its own socket and event loop) took ${fmtRate(one.total.median)} datagrams/s of 64 B; ` +
+    `${most.workers} workers took ${fmtRate(most.total.median)}/s together (${fmtRate(perWorker)}/s each, ${scaling.toFixed(2)}× one worker). ` +
+    (scaling < 0.8 * most.workers
+      ? `On this ${cores}-core machine the flood sender (which also pays for loopback delivery, in its own process) competes with the receivers for the same cores, so ${most.workers} workers cannot show linear scaling here. `
+      : '') +
+    'The design has nothing that grows with the number of cores: every worker thread has its own socket, its own libuv poll watcher on its own event loop, and its own receive memory; ' +
+    'the kernel picks the socket for each datagram by hashing the 4-tuple (source address and port, destination address and port), so one flow always lands on the same worker and many flows spread; ' +
+    'the addon shares no state between sockets or threads (the reactor thread exists only for Bun, which lends no libuv). ' +
+    `On 16+ cores with one worker per core and enough flows, receiving scales with the workers up to about 16 × the per-core figure (≈ ${fmtRate(16 * one.total.median)}/s from this run's one-worker figure) — an upper bound not measured here, ` +
+    'limited in practice by the kernel (softirq receive work, the NIC or loopback path), by the senders, and by how evenly the flows hash; a single flow never spreads.'
+  )
+}
+
+function growthRows(sec) {
+  return sec.cells.map((c) => [
+    String(c.batch),
+    ...sec.shapes.flatMap((s) => [fmtRate(c.results[s.id].median), `${c.results[s.id].nsPerDatagram.toFixed(0)} ns`, `${((c.results[s.id].nsPerDatagram * c.batch) / 1000).toFixed(2)} µs`]),
+  ])
+}
+
+const growthHeader = (sec) => ['datagrams per call', ...sec.shapes.flatMap((s) => [`${s.label}: datagrams/s`, 'ns / datagram', 'µs / call'])]
+
+function longRunRows(L) {
+  const mb = (b) => `${(b / 1048576).toFixed(2)} MB`
+  return L.points.map((p) => [fmtRate(p.datagrams), mb(p.rssGrowth), mb(p.heapUsedGrowth), mb(p.externalGrowth), mb(p.arrayBuffersGrowth), `${p.seconds.toFixed(1)} s`])
+}
+
+const LONG_HEADER = ['datagrams sent and received', 'RSS growth', 'V8 heap used growth', 'external growth', 'ArrayBuffers growth', 'elapsed']
+
+const SCALE_NOTES = [
+  'Idle sockets: each kind in a fresh process started as `bash -c "ulimit -n 20000; node --expose-gc ..."`; growth is measured after a full GC, from before the first socket to after the last is armed (this package arms receiving on the next tick, node:dgram when every socket is listening). CPU over idle is process.cpuUsage() (user + system, all threads) across a 2 s timer with nothing else to do; context switches are summed over every thread of the process from /proc. Then one datagram each is sent to the first, middle and last socket.',
+  'reusePort: a C sender (benchmark/c/sendmmsg_flows.c) in a separate process sends UDP_SEGMENT groups of 64 × 64 B from 16 sockets, each with its own source port, taking turns; the receiving sockets have no UDP_GRO, so the kernel cuts every group into separate datagrams and spreads the 16 flows over the sockets by 4-tuple hash. Each worker counts batch.count into a SharedArrayBuffer slot that the main thread reads at the window edges.',
+  'Cost growth, send: trySend(buffers, port, address) to a sink that is never read, for a fixed time; N = 1 is the same shape in both columns. Receive: the queue is filled with 4096 datagrams (untimed; from this process), then drained by calls of at most N (timed), repeated.',
+  'Long run: a fresh process with --expose-gc sends 64 × 64 B per trySend (one GSO message) and drains the receiver with tryRecvBatch after every call; readings after a full GC, as growth over the reading taken after the warm-up. BENCH_LONG_100M=1 adds a 100 M point.',
+]
+
 const IDLE_HEADER = ['idle receiving sockets', 'sockets', 'ArrayBuffers', 'external', 'V8 heap', 'RSS', 'receives']
 
 const NOTES = [
@@ -157,7 +237,23 @@ function toText(results) {
     out.push('IDLE RECEIVE MEMORY: growth after a full GC, fresh process each')
     out.push(textTable(IDLE_HEADER, idleRows(results.idleMemory), [false, true, true, true, true, true, false]), '')
   }
+  if (results.scale) {
+    out.push('SCALE: idle receiving sockets, growth per socket')
+    out.push(textTable(SCALE_IDLE_HEADER, scaleIdleRows(results.scale.idle), [false, true, true, true, true, true, true, true, false]), '')
+    out.push('SCALE: reusePort across worker threads, 64 B flood from 16 source ports')
+    out.push(textTable(REUSEPORT_HEADER, reusePortRows(results.scale.reusePort), [false, true, true, true, true]), '')
+    out.push(reusePortParagraph(results), '')
+  }
+  if (results.growth) {
+    for (const [name, sec] of [['SEND', results.growth.send], ['RECEIVE', results.growth.receive]]) {
+      out.push(`COST GROWTH, ${name}: 64 B datagrams by datagrams per call (median)`)
+      out.push(textTable(growthHeader(sec), growthRows(sec), growthHeader(sec).map((_, i) => i > 0)), '')
+    }
+    out.push('LONG RUN: memory growth over send + receive')
+    out.push(textTable(LONG_HEADER, longRunRows(results.growth.longRun), [false, true, true, true, true, true]), '')
+  }
   out.push(...NOTES.map((n) => `* ${n}`))
+  if (results.scale || results.growth) out.push(...SCALE_NOTES.map((n) => `* ${n}`))
   return out.join('\n')
 }
 
@@ -193,7 +289,24 @@ function toMarkdown(results) {
     out.push('## Idle receive memory', '', 'Growth after a full GC (fresh process each) for sockets bound to 127.0.0.1 with a \'message\' listener and no traffic; one datagram is then sent to the first socket to show it receives.', '')
     out.push(mdTable(IDLE_HEADER, idleRows(results.idleMemory), [false, true, true, true, true, true, false]), '')
   }
-  out.push('## What is counted', '', ...NOTES.map((n) => `- ${n}`), '')
+  if (results.scale) {
+    out.push('## Scale: 10 000 idle receiving sockets', '')
+    out.push(mdTable(SCALE_IDLE_HEADER, scaleIdleRows(results.scale.idle), [false, true, true, true, true, true, true, true, false]), '')
+    out.push('## Scale: reusePort across worker threads', '', '64 B flood from 16 source ports at one port shared by N sockets with `reusePort: true`, one per worker thread.', '')
+    out.push(mdTable(REUSEPORT_HEADER, reusePortRows(results.scale.reusePort), [false, true, true, true, true]), '')
+    out.push(reusePortParagraph(results), '')
+  }
+  if (results.growth) {
+    out.push('## Cost growth by datagrams per call', '', 'Chart: [latest-scale.svg](latest-scale.svg).', '')
+    for (const [name, sec] of [['Send', results.growth.send], ['Receive', results.growth.receive]]) {
+      out.push(`### ${name}, 64 B datagrams`, '')
+      out.push(mdTable(growthHeader(sec), growthRows(sec), growthHeader(sec).map((_, i) => i > 0)), '')
+    }
+    const L = results.growth.longRun
+    out.push('### Long run: memory stays flat?', '', `${fmtRate(L.rate)} datagrams/s sent and received; receiver drops: ${L.drops}.`, '')
+    out.push(mdTable(LONG_HEADER, longRunRows(L), [false, true, true, true, true, true]), '')
+  }
+  out.push('## What is counted', '', ...NOTES.map((n) => `- ${n}`), ...(results.scale || results.growth ? SCALE_NOTES.map((n) => `- ${n}`) : []), '')
   return out.join('\n')
 }
 
