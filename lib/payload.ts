@@ -38,6 +38,17 @@ export interface OutgoingMessage {
  */
 export type BatchEntry = Payload | OutgoingMessage
 
+/** `net.isIP(a) !== 0`, remembering the last answer (a batch or a loop names one address). */
+let lastAddress = ''
+let lastIsIP = false
+function isIPLiteral(a: string): boolean {
+  if (a !== lastAddress) {
+    lastAddress = a
+    lastIsIP = isIP(a) !== 0
+  }
+  return lastIsIP
+}
+
 /** Messages with no destination of their own go to the connected peer. */
 export const CONNECTED = 0xffffffff
 
@@ -89,7 +100,9 @@ export interface Plan {
    * message is read) may detach or shrink an earlier view; the binding then fails that
    * message instead of sending it empty or cut.
    */
-  lengths: Uint32Array
+  lengths: Uint32Array | null
+  /** The same lengths as a plain array (cheap to make); `lengths` is built from it on demand. */
+  captured: number[]
   /** Pieces per message, or null when every message is one piece. */
   pieceCounts: Uint32Array | null
   /** Destination index per message (CONNECTED: the peer), or null when all go to destination 0 (or the peer if there is none). */
@@ -114,16 +127,28 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
   const addresses: string[] = []
   const ports: number[] = []
   const unresolved: number[] = []
-  const keys = new Map<string, number>()
+  // Most batches have one destination: the map is only made for a second one.
+  let keys: Map<string, number> | null = null
   const addDestination = (a: string, p: number): number => {
+    if (addresses.length === 1 && addresses[0] === a && ports[0] === p) return 0
+    if (addresses.length === 0) {
+      addresses.push(a)
+      ports.push(p)
+      if (!isIPLiteral(a)) unresolved.push(0)
+      return 0
+    }
     const key = `${p} ${a}`
+    if (keys === null) {
+      keys = new Map<string, number>()
+      if (addresses.length === 1) keys.set(`${ports[0] as number} ${addresses[0] as string}`, 0)
+    }
     let index = keys.get(key)
     if (index === undefined) {
       index = addresses.length
       keys.set(key, index)
       addresses.push(a)
       ports.push(p)
-      if (isIP(a) === 0) unresolved.push(index)
+      if (!isIPLiteral(a)) unresolved.push(index)
     }
     return index
   }
@@ -136,7 +161,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
     throw invalidArgType('port', 'of type number', port)
   }
   const views: Uint8Array[] = new Array<Uint8Array>(count)
-  let lengths: Uint32Array = new Uint32Array(count)
+  const captured: number[] = new Array<number>(count)
   let pieceCounts: Uint32Array | null = null
   let destinations: Uint32Array | null = null
   let tos: Uint8Array | null = null
@@ -147,7 +172,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       // The common case: one Buffer per datagram, to the call's destination.
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (destinations !== null) destinations[i] = defaultDestination
-      lengths[pieces] = entry.byteLength
+      captured[pieces] = entry.byteLength
       views[pieces++] = entry
       continue
     }
@@ -155,7 +180,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (destinations !== null) destinations[i] = defaultDestination
       const view = toView(entry, `messages[${i}]`)
-      lengths[pieces] = view.byteLength
+      captured[pieces] = view.byteLength
       views[pieces++] = view
       continue
     }
@@ -210,19 +235,17 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       if (pieceCounts === null) pieceCounts = new Uint32Array(count).fill(1, 0, i)
       pieceCounts[i] = n
       if (views.length < pieces + n) views.length = pieces + n
-      if (lengths.length < pieces + n) lengths = grow(lengths, pieces + n)
       for (let j = 0; j < n; j++) {
         const view = toView(body[j], `messages[${i}].data[${j}]`)
-        lengths[pieces] = view.byteLength
+        captured[pieces] = view.byteLength
         views[pieces++] = view
       }
     } else {
       if (body === undefined) throw invalidArgType(`messages[${i}].data`, 'a payload or a list of payloads', body)
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (views.length < pieces + 1) views.length = pieces + 1
-      if (lengths.length < pieces + 1) lengths = grow(lengths, pieces + 1)
       const view = toView(body, `messages[${i}].data`)
-      lengths[pieces] = view.byteLength
+      captured[pieces] = view.byteLength
       views[pieces++] = view
     }
   }
@@ -232,14 +255,27 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
     // "no destinations array" meaning "all to destination 0" exact.
     destinations = new Uint32Array(count).fill(CONNECTED)
   }
-  if (lengths.length !== pieces) lengths = lengths.subarray(0, pieces)
-  return { views, lengths, pieceCounts, destinations, addresses, ports, count, unresolved, tos }
+  captured.length = pieces
+  // A getter that ran after a view was taken (while a later message was read) may have
+  // detached or shrunk it: then the binding gets the lengths as they were taken, and fails that
+  // message instead of sending it empty or cut. Otherwise the views' own lengths are those.
+  let lengths: Uint32Array | null = null
+  for (let p = 0; p < pieces; p++) {
+    if ((views[p] as Uint8Array).byteLength !== captured[p]) {
+      lengths = Uint32Array.from(captured)
+      break
+    }
+  }
+  return { views, lengths, captured, pieceCounts, destinations, addresses, ports, count, unresolved, tos }
 }
 
-function grow(lengths: Uint32Array, atLeast: number): Uint32Array {
-  const bigger = new Uint32Array(Math.max(atLeast, lengths.length * 2))
-  bigger.set(lengths)
-  return bigger
+/**
+ * Fixes a plan's lengths before it waits (a lookup, a full send buffer): user code that runs
+ * meanwhile may shrink a view, and the resend must then fail that message, not send it short.
+ * Call it synchronously after planning, before anything can run.
+ */
+export function pinLengths(plan: Plan): void {
+  if (plan.lengths === null) plan.lengths = Uint32Array.from(plan.captured)
 }
 
 /** A plan of one packed buffer cut into datagrams by `lengths` (no copy). */
@@ -276,6 +312,7 @@ export function planPacked(packed: unknown, lengths: unknown, port: unknown, add
   const plan = planBatch([], port, address, loopback)
   plan.views = views
   plan.lengths = list
+  plan.captured = Array.from(list)
   plan.count = list.length
   return plan
 }

@@ -18,7 +18,7 @@ import {
   SendError,
   typeError,
 } from './errors'
-import { checkAddress, checkBindPort, checkFlags, planBatch, planPacked, toView, type BatchEntry, type Plan } from './payload'
+import { checkAddress, checkBindPort, checkFlags, pinLengths, planBatch, planPacked, toView, type BatchEntry, type Plan } from './payload'
 import { ReceiveSlab, type Datagram, type RemoteInfo } from './receive'
 
 export type SocketType = 'udp4' | 'udp6'
@@ -509,6 +509,9 @@ export class UdpSocket extends EventEmitter {
     if (this.#queue.length === 0 && plan.unresolved.length === 0) {
       const sent = this.#sendNow(plan, 0, flags)
       if (sent >= plan.count) return Promise.resolve(sent)
+      // It has to wait: fix its lengths now (still synchronous with planning, no user code has
+      // run), so that a view shrunk meanwhile fails its message when resent.
+      pinLengths(plan)
       return new Promise<number>((resolve, reject) => {
         this.#queue.push({ plan, flags, next: sent, resolve, reject, resolving: false })
         this.#updateInterest()
@@ -516,6 +519,7 @@ export class UdpSocket extends EventEmitter {
     }
     // Behind other sends, or waiting for a lookup: it takes its place in the queue now, so
     // that nothing sent later (trySend included) can overtake it.
+    pinLengths(plan)
     return new Promise<number>((resolve, reject) => {
       const entry: PendingSend = { plan, flags, next: 0, resolve, reject, resolving: plan.unresolved.length > 0 }
       this.#queue.push(entry)
