@@ -291,11 +291,13 @@ function ratios(results) {
   const c1 = cell(64, 1)
   if (c1) {
     add('send-batch1-vs-c', '64 B, batch 1, one destination: trySend([buffer], port, address) / C sendmmsg loop, batch 1', c1.results['pkg-buffers'], c1.results.c)
+    add('layer-vs-binding-batch1', '64 B, batch 1, one destination: the TypeScript layer, trySend([buffer], port, address) / the binding alone', c1.results['pkg-buffers'], c1.results['binding-buffers'])
   }
   const c64 = cell(64, 64)
   if (c64) {
     const r = c64.results
     add('send-vs-c', '64 B, batch 64, one destination: trySend(buffers, port, address) / C sendmmsg loop', r['pkg-buffers'], r.c, 0.95)
+    add('layer-vs-binding', '64 B, batch 64, one destination: the TypeScript layer, trySend(buffers, port, address) / the binding alone, NativeSocket.send(buffers, ...)', r['pkg-buffers'], r['binding-buffers'], 0.97)
     add('send-vs-dgram', '64 B, batch 64, one destination: trySend(buffers, port, address) / node:dgram connected', r['pkg-buffers'], r['dgram-connected'], 1.4)
     add('send-vs-c-gso', '64 B, batch 64, one destination: trySend(buffers, port, address) (GSO without asking) / C sendmmsg loop of one 64-segment GSO message', r['pkg-buffers'], r['c-gso'])
     add('packed-vs-c', '64 B, batch 64: trySendPacked / C sendmmsg loop', r['pkg-packed'], r.c)

@@ -61,6 +61,15 @@ const SENDERS = [
     batchMeaning: 'Buffers per call',
   },
   {
+    // The native binding called directly with the arrays the TS layer would build: the
+    // layer's own cost is the difference from pkg-buffers.
+    id: 'binding-buffers',
+    label: 'the binding alone: NativeSocket.send(buffers, ..., [address], [port])',
+    short: 'binding NativeSocket.send(buffers)',
+    group: 'package',
+    batchMeaning: 'Buffers per call, one destination',
+  },
+  {
     id: 'pkg-gso',
     label: 'trySendSegmented(packed, size, port, address) (GSO)',
     short: 'trySendSegmented(packed, size, ...) (GSO)',
@@ -177,6 +186,11 @@ async function createSendBench({ bins }) {
   const txConnected = createSocket('udp4')
   txConnected.connect(port, LOOPBACK)
   const txGso = createSocket('udp4')
+  // Internal, for the layer-vs-binding comparison only.
+  const rawTx = new (require('../../native.js').NativeSocket)(4, false, false, -1, 0, 0)
+  rawTx.bind(LOOPBACK, 0)
+  const rawAddresses = [LOOPBACK]
+  const rawPorts = [port]
   let dropinSocket = null
   if (dropin) {
     dropinSocket = dropin.createSocket('udp4')
@@ -209,6 +223,8 @@ async function createSendBench({ bins }) {
       'pkg-messages': (seconds) => syncLoop(() => tx.trySend(messages), batch, seconds, cap(seconds)),
       'pkg-buffers': (seconds) =>
         syncLoop(() => tx.trySend(buffers, port, LOOPBACK), batch, seconds, cap(seconds)),
+      'binding-buffers': (seconds) =>
+        syncLoop(() => rawTx.send(buffers, null, null, rawAddresses, rawPorts, 0, 0), batch, seconds, cap(seconds)),
       'pkg-packed': (seconds) =>
         syncLoop(() => tx.trySendPacked(packed, lengths, port, LOOPBACK), batch, seconds, cap(seconds)),
       'pkg-connected': (seconds) => syncLoop(() => txConnected.trySend(buffers), batch, seconds, cap(seconds)),
@@ -224,6 +240,7 @@ async function createSendBench({ bins }) {
 
   function close() {
     for (const s of [tx, txConnected, txGso, sink]) s.close()
+    rawTx.close()
     dgramUnconnected.close()
     dgramConnected.close()
     if (dropinSocket) dropinSocket.close()
