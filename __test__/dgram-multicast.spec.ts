@@ -40,9 +40,9 @@ const sequences: Array<[type: 'udp4' | 'udp6', calls: Call[]]> = [
   // join, join again, leave, leave again; then on an interface; then refused interfaces.
   ['udp4', [['add', '127.0.0.1', V4_GROUP], ['add', '127.0.0.1', V4_GROUP], ['drop', '127.0.0.1', V4_GROUP], ['drop', '127.0.0.1', V4_GROUP]]],
   ['udp4', [['add', '127.0.0.1', V4_GROUP, '127.0.0.1'], ['drop', '127.0.0.1', V4_GROUP, '127.0.0.1']]],
-  ['udp4', [['add', '127.0.0.1', V4_GROUP, '::1'], ['add', '127.0.0.1', V4_GROUP, 'bogus'], ['add', '127.0.0.1', V4_GROUP, 7], ['add', '127.0.0.1', V4_GROUP, '192.0.2.254']]],
+  ['udp4', [['add', '127.0.0.1', V4_GROUP, '::1'], ['add', '127.0.0.1', V4_GROUP, 'bogus'], ['add', '127.0.0.1', V4_GROUP, 7], ['add', '127.0.0.1', V4_GROUP, '127.0.0.2']]],
   // Bad or mixed-family addresses; a unicast group; an IPv6 group on an IPv4 socket.
-  ['udp4', [['add', '127.0.0.1', '0'], ['drop', '224.0.0.114', '0'], ['add', '::1', V4_GROUP], ['add', '127.0.0.1', '10.0.0.1'], ['add', '::1', V6_GROUP]]],
+  ['udp4', [['add', '127.0.0.1', '0'], ['drop', '224.0.0.114', '0'], ['add', '::1', V4_GROUP], ['add', '127.0.0.1', '127.0.0.2'], ['add', '::1', V6_GROUP]]],
   // dgram's type checks.
   ['udp4', [['add', 0, V4_GROUP], ['add', V4_GROUP, 0], ['drop', 0, V4_GROUP], ['drop', V4_GROUP, 0], ['add', undefined, undefined]]],
   ['udp6', [['add', '::1', V6_GROUP], ['drop', '::1', V6_GROUP], ['drop', '::1', V6_GROUP]]],
