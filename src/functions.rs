@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mmsg_core::{Family, SendPlan, SendScratch};
+use mmsg_core::{Family, OnceError, SendPlan, SendScratch};
 use napi::bindgen_prelude::{FromNapiValue, Unknown};
 use napi::{Env, Result};
 use napi_derive::napi;
@@ -108,37 +108,17 @@ pub fn sendmmsg(
         )?;
         // Phase 2: the views' bytes now, then one system call.
         let bytes: Vec<&[u8]> = p.views.iter().map(View::bytes_now).collect();
-        let end = (0..p.plan.len())
-            .find(|&m| {
-                p.plan
-                    .pieces_of(m)
-                    .any(|i| bytes[i].len() < p.plan.piece_lengths[i] as usize)
+        p.plan
+            .send_once(p.fd, &mut SendScratch::new(), &bytes, p.flags)
+            .map_err(|e| match e {
+                OnceError::ViewChanged => Failure::ViewChanged { index: 0, sent: 0 },
+                OnceError::System(error) => Failure::System {
+                    error,
+                    syscall: "sendmmsg",
+                    index: Some(0),
+                    sent: Some(0),
+                },
             })
-            .unwrap_or(p.plan.len())
-            .min(mmsg_core::MAX_MESSAGES_PER_CALL);
-        if end == 0 && !p.plan.is_empty() {
-            return Err(Failure::ViewChanged { index: 0, sent: 0 });
-        }
-        let mut scratch = SendScratch::new();
-        let mut batch = scratch.batch();
-        for m in 0..end {
-            let to = p.plan.destination_of(m).map(|a| batch.add_destination(*a));
-            batch.start_message(to);
-            for i in p.plan.pieces_of(m) {
-                batch
-                    .add_segment(&bytes[i][..p.plan.piece_lengths[i] as usize])
-                    .map_err(|e| Failure::Range(e.to_string()))?;
-            }
-        }
-        match batch.send_once(p.fd, p.flags) {
-            Ok(sent) => Ok(batch.bytes_sent()[..sent].to_vec()),
-            Err(error) => Err(Failure::System {
-                error,
-                syscall: "sendmmsg",
-                index: Some(0),
-                sent: Some(0),
-            }),
-        }
     })
 }
 

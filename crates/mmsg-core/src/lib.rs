@@ -29,7 +29,9 @@ mod sys;
 pub use addr::{AddrError, SockAddr};
 pub use endpoint::{recv_flags, Endpoint, RecvMetadata, RecvTarget};
 pub use gso::{send_segmented, GsoSupport, SegmentedReport, MAX_GSO_SEGMENTS};
-pub use plan::{PlanError, PlanReport, PlanStop, SendPlan, CONNECTED_PEER, MAX_PLAN_MESSAGES};
+pub use plan::{
+    OnceError, PlanError, PlanReport, PlanStop, SendPlan, CONNECTED_PEER, MAX_PLAN_MESSAGES,
+};
 pub use recv::{DatagramInfo, RecvMeta, RecvScratch, Slab};
 pub use send::{
     Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS,

@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 
 use crate::addr::SockAddr;
 use crate::gso::{self, GsoSupport, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
-use crate::send::{SendScratch, SendStop, MAX_SEGMENTS_PER_MESSAGE};
+use crate::send::{Batch, SendScratch, SendStop, MAX_SEGMENTS_PER_MESSAGE};
 
 /// Marks a message that goes to the connected peer (no `msg_name`).
 pub const CONNECTED_PEER: u32 = u32::MAX;
@@ -364,20 +364,17 @@ impl SendPlan {
         self.gso_run(start, end)
     }
 
-    /// One pass: builds the batch for messages `from..end` (GSO runs where allowed) and sends it.
-    #[allow(clippy::too_many_arguments)]
-    fn send_pass(
+    /// Puts messages `from..end` into `batch` (as GSO runs where `use_gso`, recorded in `runs`
+    /// as `(first message, messages)`), each piece cut to its planned length.
+    fn fill_batch<'data>(
         &self,
-        fd: RawFd,
-        scratch: &mut SendScratch,
-        views: &[&[u8]],
+        batch: &mut Batch<'_, 'data>,
+        views: &[&'data [u8]],
         from: usize,
         end: usize,
-        flags: libc::c_int,
         use_gso: bool,
-    ) -> Pass {
-        let mut runs: Vec<(usize, usize)> = Vec::new();
-        let mut batch = scratch.batch();
+        runs: &mut Vec<(usize, usize)>,
+    ) {
         let mut last: Option<(*const SockAddr, crate::send::DestinationId)> = None;
         let mut message = from;
         while message < end {
@@ -417,6 +414,46 @@ impl SendPlan {
             }
             message += run;
         }
+    }
+
+    /// One `sendmmsg(2)` call exactly as the man page describes it: the messages before the
+    /// first changed view, at most UIO_MAXIOV, no retry, no error recovery, no GSO. Returns each
+    /// sent message's `msg_len`; an error only when none was sent.
+    pub fn send_once(
+        &self,
+        fd: RawFd,
+        scratch: &mut SendScratch,
+        views: &[&[u8]],
+        flags: libc::c_int,
+    ) -> Result<Vec<u32>, OnceError> {
+        let end = self
+            .first_changed(views, 0)
+            .map_or(self.len(), |(message, _)| message)
+            .min(crate::MAX_MESSAGES_PER_CALL);
+        if end == 0 && !self.is_empty() {
+            return Err(OnceError::ViewChanged);
+        }
+        let mut batch = scratch.batch();
+        self.fill_batch(&mut batch, views, 0, end, false, &mut Vec::new());
+        let sent = batch.send_once(fd, flags).map_err(OnceError::System)?;
+        Ok(batch.bytes_sent()[..sent].to_vec())
+    }
+
+    /// One pass: builds the batch for messages `from..end` (GSO runs where allowed) and sends it.
+    #[allow(clippy::too_many_arguments)]
+    fn send_pass(
+        &self,
+        fd: RawFd,
+        scratch: &mut SendScratch,
+        views: &[&[u8]],
+        from: usize,
+        end: usize,
+        flags: libc::c_int,
+        use_gso: bool,
+    ) -> Pass {
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut batch = scratch.batch();
+        self.fill_batch(&mut batch, views, from, end, use_gso, &mut runs);
         let report = batch.send(fd, flags, 0);
         // Batch messages back to plan messages.
         let to_plan = |batch_index: usize| -> usize {
@@ -460,6 +497,15 @@ fn may_be_about_gso(error: &io::Error) -> bool {
         error.raw_os_error(),
         Some(libc::EIO | libc::EOPNOTSUPP | libc::EINVAL | libc::EMSGSIZE | libc::ENOPROTOOPT)
     )
+}
+
+/// Why [`SendPlan::send_once`] sent nothing.
+#[derive(Debug)]
+pub enum OnceError {
+    /// The first message's view was detached or shrunk since it was planned.
+    ViewChanged,
+    /// The system call failed on the first message.
+    System(io::Error),
 }
 
 /// The outcome of one [`SendPlan::send_pass`].
