@@ -36,19 +36,14 @@ impl<'env> View<'env> {
     }
 }
 
-/// Reads one `Uint8Array`/`Buffer`.
+/// Reads one `Uint8Array`/`Buffer`. One N-API call (`napi_get_typedarray_info`, which also
+/// refuses anything that is not a `Uint8Array`) per view: this runs once per datagram.
 pub fn view<'env>(value: Unknown<'env>, what: &dyn Fn() -> String) -> Outcome<View<'env>> {
-    if !value.is_typedarray()? {
-        return Err(Failure::Type(format!(
+    let bytes = <&[u8]>::from_unknown(value).map_err(|_| {
+        Failure::Type(format!(
             "{} must be a Uint8Array; got {}",
             what(),
             describe(value)
-        )));
-    }
-    let bytes = <&[u8]>::from_unknown(value).map_err(|_| {
-        Failure::Type(format!(
-            "{} must be a Uint8Array; got another TypedArray",
-            what()
         ))
     })?;
     let planned_len = u32::try_from(bytes.len())
@@ -94,32 +89,25 @@ pub fn array<'env>(value: Unknown<'env>, what: &str) -> Outcome<Array<'env>> {
 /// A `Uint32Array` (or `null`/`undefined`: empty), copied once into our own memory: a
 /// `SharedArrayBuffer` that another thread rewrites cannot change what is checked and used.
 pub fn u32_list(value: Unknown, what: &str) -> Outcome<Vec<u32>> {
-    match value.get_type()? {
-        ValueType::Undefined | ValueType::Null => return Ok(Vec::new()),
-        _ => {}
-    }
-    if !value.is_typedarray()? {
-        return Err(Failure::Type(format!("{what} must be a Uint32Array")));
-    }
-    let values = <&[u32]>::from_unknown(value)
-        .map_err(|_| Failure::Type(format!("{what} must be a Uint32Array")))?;
-    if values.len() > MAX_LIST as usize {
-        return Err(Failure::Range(format!("{what} is too long")));
-    }
-    Ok(values.to_vec())
+    typed_list::<u32>(value, what, "Uint32Array")
 }
 
 /// A `Uint8Array` (or `null`/`undefined`: empty), copied once into our own memory.
 pub fn u8_list(value: Unknown, what: &str) -> Outcome<Vec<u8>> {
+    typed_list::<u8>(value, what, "Uint8Array")
+}
+
+fn typed_list<T: Copy>(value: Unknown, what: &str, kind: &str) -> Outcome<Vec<T>>
+where
+    for<'a> &'a [T]: FromNapiValue,
+{
     match value.get_type()? {
         ValueType::Undefined | ValueType::Null => return Ok(Vec::new()),
         _ => {}
     }
-    if !value.is_typedarray()? {
-        return Err(Failure::Type(format!("{what} must be a Uint8Array")));
-    }
-    let values = <&[u8]>::from_unknown(value)
-        .map_err(|_| Failure::Type(format!("{what} must be a Uint8Array")))?;
+    // napi_get_typedarray_info fails for anything but a typed array of this element type.
+    let values = <&[T]>::from_unknown(value)
+        .map_err(|_| Failure::Type(format!("{what} must be a {kind}")))?;
     if values.len() > MAX_LIST as usize {
         return Err(Failure::Range(format!("{what} is too long")));
     }
