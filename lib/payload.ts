@@ -4,7 +4,7 @@
 // while the kernel reads the bytes.
 import { isIP } from 'node:net'
 
-import { invalidArgType, rangeError, received, typeError } from './errors'
+import { invalidArgType, rangeError, received } from './errors'
 
 /** One piece of a datagram: a string (sent as UTF-8), a `Buffer`, any TypedArray, a `DataView` or an `ArrayBuffer`. */
 export type Payload = string | ArrayBufferView | ArrayBufferLike
@@ -250,11 +250,6 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
     }
   }
   views.length = pieces
-  if (destinations === null && defaultDestination === CONNECTED && addresses.length > 0) {
-    // Only per-message destinations matched the (absent) default: never happens, but keep
-    // "no destinations array" meaning "all to destination 0" exact.
-    destinations = new Uint32Array(count).fill(CONNECTED)
-  }
   captured.length = pieces
   // A getter that ran after a view was taken (while a later message was read) may have
   // detached or shrunk it: then the binding gets the lengths as they were taken, and fails that
@@ -329,4 +324,3 @@ export function checkFlags(flags: unknown): number {
   return flags
 }
 
-export { typeError }

@@ -799,12 +799,13 @@ export class UdpSocket extends EventEmitter {
     const v6 = this.type === 'udp6'
     const wantBatch = this.listenerCount('messages') > 0 || this.#iterators > 0
     const wantEach = this.listenerCount('message') > 0
-    const batch: Datagram[] = new Array<Datagram>(n)
-    for (let i = 0; i < n; i++) batch[i] = slab.datagram(i, v6)
     // A listener that throws must not cost the rest of the batch its delivery: as with
     // dgram's one-event-per-datagram, the exception is rethrown on its own (uncaught) and the
     // other datagrams are still delivered.
+    let batch: Datagram[] | null = null
     if (wantBatch) {
+      batch = new Array<Datagram>(n)
+      for (let i = 0; i < n; i++) batch[i] = slab.datagram(i, v6)
       try {
         this.emit('messages', batch)
       } catch (error) {
@@ -814,10 +815,17 @@ export class UdpSocket extends EventEmitter {
     }
     if (wantEach) {
       for (let i = 0; i < n && !this.#closed; i++) {
-        const d = batch[i] as Datagram
-        const rinfo: RemoteInfo = { address: d.address, family: d.family, port: d.port, size: d.size }
+        // Only dgram's shape is built when only 'message' listens (no Datagram object).
+        const d = batch !== null ? (batch[i] as Datagram) : null
+        const data = d !== null ? d.data : slab.copy(i)
+        const rinfo: RemoteInfo = {
+          address: d !== null ? d.address : slab.address(i),
+          family: d !== null ? d.family : slab.family(i, v6),
+          port: slab.ports[i] as number,
+          size: data.length,
+        }
         try {
-          this.emit('message', d.data, rinfo)
+          this.emit('message', data, rinfo)
         } catch (error) {
           rethrowLater(error)
         }
