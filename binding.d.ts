@@ -107,6 +107,30 @@ export declare class NativeSocket {
    * `set_source_membership`): `source` sends to `group`, on `interface` or the default.
    */
   setSourceMembership(source: string, group: string, interface: string | undefined | null, join: boolean): void
+  /**
+   * Byte offsets of a receive slab's arrays for `capacity` datagrams of `slotSize` bytes:
+   * data, timestamps, lengths, scopeIds, interfaces, ports, addresses, destinations, flags,
+   * tos, then the slab's total size. Metadata arrays are zero bytes without `metadata`.
+   */
+  static recvLayout(capacity: number, slotSize: number, metadata: boolean): Array<number>
+  /**
+   * Receives into `slab` (laid out by `recvLayout(capacity, slotSize, metadata)`); returns
+   * the datagrams received (0: none queued). Flags as in `recv`.
+   */
+  recvSlab(slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean): number
+  /**
+   * Parses `address`/`port` for this socket's family and returns an id for `sendDatagram`.
+   * Ids stay valid until `clearDestinations`; at most 4096 are kept (RangeError after).
+   */
+  addDestination(address: string, port: number): number
+  /** Forgets every id `addDestination` returned. */
+  clearDestinations(): void
+  /**
+   * Sends `view` (which must still be `length` bytes long) as one datagram to destination
+   * id `destination` (`0xffffffff`: the connected peer). Returns 1, or 0 if the socket would
+   * block; a failure throws with `index` 0 and `sent` 0.
+   */
+  sendDatagram(view: Uint8Array, length: number, destination: number, flags: number): number
 }
 
 /** An address as `dgram`'s `socket.address()` returns it. */

@@ -7,6 +7,7 @@
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import dgram from 'node:dgram'
+import { once } from 'node:events'
 import fs from 'node:fs'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
@@ -696,3 +697,53 @@ for (const k of [1, 2, 3, 8, 32, 1024]) {
     })
   }
 }
+
+test('a RecvBatch whose memory was transferred away fails its receive clearly; a new batch works', async (t) => {
+  const rx = realCreateSocket('udp4')
+  rx.bind(0, '127.0.0.1')
+  const tx = dgram.createSocket('udp4')
+  const batch = createRecvBatch(8, 64)
+  // Every array of a batch is a view of one block: transferring any one detaches them all.
+  structuredClone(batch.lengths.buffer, { transfer: [batch.lengths.buffer as ArrayBuffer] })
+  t.is(batch.data.byteLength, 0)
+  await new Promise<void>((resolve) => tx.send('after', rx.address().port, '127.0.0.1', () => resolve()))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.throws(() => rx.tryRecvBatch(batch), { instanceOf: RangeError })
+  const fresh = createRecvBatch(8, 64)
+  t.is(rx.tryRecvBatch(fresh), 1, 'the datagram is still queued: nothing was lost')
+  t.is(Buffer.from(fresh.data.subarray(0, fresh.lengths[0])).toString(), 'after')
+  tx.close()
+  rx.close()
+})
+
+test('one-datagram trySend: a Proxy batch and a getter element are read once, bytes as read', async (t) => {
+  const rx = dgram.createSocket('udp4')
+  rx.bind(0, '127.0.0.1')
+  await once(rx, 'listening')
+  const got: string[] = []
+  rx.on('message', (m) => got.push(m.toString()))
+  const tx = realCreateSocket('udp4')
+  let reads = 0
+  const batch = new Proxy([Buffer.from('proxied')], {
+    get(target, key, receiver) {
+      if (key === '0') reads++
+      return Reflect.get(target, key, receiver)
+    },
+  })
+  t.is(tx.trySend(batch, rx.address().port, '127.0.0.1'), 1)
+  t.is(reads, 1, 'the element is read once')
+  // A getter that detaches a buffer and hands another: the one handed over is what is sent.
+  const victim = new Uint8Array(Buffer.from('victim'))
+  const swapped = [] as Uint8Array[]
+  Object.defineProperty(swapped, 0, {
+    get() {
+      structuredClone(victim.buffer, { transfer: [victim.buffer as ArrayBuffer] })
+      return Buffer.from('handed')
+    },
+  })
+  t.is(tx.trySend(swapped, rx.address().port, '127.0.0.1'), 1)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.deepEqual(got, ['proxied', 'handed'])
+  tx.close()
+  rx.close()
+})

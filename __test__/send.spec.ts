@@ -265,3 +265,58 @@ test('trySend refuses hostnames and malformed addresses before anything is sent'
   tx.close()
   rx.close()
 })
+
+// ---- the single-datagram path (trySend/send of one Buffer: no plan, parsed destinations kept) --
+
+test('one-datagram sends: bytes, destination, connected peer, and errors with index 0 / address / port', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  tx.bind(0, '127.0.0.1')
+  t.is(tx.trySend([Buffer.from('a')], rx.port, '127.0.0.1'), 1)
+  t.is(tx.trySend([new Uint8Array([0x62])], rx.port), 1, 'a port alone means loopback')
+  t.is(await tx.send([Buffer.from('c')], rx.port, '127.0.0.1'), 1)
+  t.is(tx.trySend([Buffer.alloc(0)], rx.port, '127.0.0.1'), 1, 'an empty datagram')
+  // An oversized datagram: the kernel's EMSGSIZE, located like a batch's.
+  const error = t.throws(() => tx.trySend([Buffer.alloc(70000)], rx.port, '127.0.0.1'), { instanceOf: SendError })
+  t.is(error?.code, 'EMSGSIZE')
+  t.is(error?.index, 0)
+  t.is(error?.sent, 0)
+  t.is(error?.address, '127.0.0.1')
+  t.is(error?.port, rx.port)
+  await t.throwsAsync(tx.send([Buffer.alloc(70000)], rx.port, '127.0.0.1'), { instanceOf: SendError, code: 'EMSGSIZE' })
+  // Not connected and no destination: the kernel says so (EDESTADDRREQ), as for a batch.
+  t.throws(() => tx.trySend([Buffer.from('x')]), { instanceOf: SendError, code: 'EDESTADDRREQ' })
+  // Same validation as the batch path: bad port, wrong family, hostname in trySend.
+  t.throws(() => tx.trySend([Buffer.from('x')], 0, '127.0.0.1'), { code: 'ERR_SOCKET_BAD_PORT' })
+  t.throws(() => tx.trySend([Buffer.from('x')], rx.port, '::1'))
+  t.throws(() => tx.trySend([Buffer.from('x')], rx.port, 'localhost'), { code: 'ERR_INVALID_ARG_VALUE' })
+  tx.connect(rx.port, '127.0.0.1')
+  t.is(tx.trySend([Buffer.from('d')]), 1, 'to the connected peer')
+  const got = await rx.waitFor(5)
+  t.deepEqual(got.map((m) => m.data.toString()), ['a', 'b', 'c', '', 'd'])
+  t.true(got.every((m) => m.port === tx.address().port))
+  tx.close()
+  rx.close()
+})
+
+test('one-datagram sends to more destinations than the binding keeps parsed (4096) still reach the right one', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  tx.bind(0, '127.0.0.1')
+  const marker = (i: number): Buffer => Buffer.from(`to-rx-${i}`)
+  t.is(tx.trySend([marker(0)], rx.port, '127.0.0.1'), 1)
+  // 4500 other destinations (127.0.0.2-5, ports nobody listens on: dropped by the kernel, and
+  // with no IP_RECVERR on an unconnected socket nothing comes back), with the receiver in between.
+  let other = 0
+  for (let host = 2; host <= 5; host++) {
+    for (let port = 40000; port < 41125; port++) {
+      tx.trySend([Buffer.from('x')], port, `127.0.0.${host}`)
+      if (++other % 1000 === 0) t.is(tx.trySend([marker(other / 1000)], rx.port, '127.0.0.1'), 1)
+    }
+  }
+  t.is(tx.trySend([marker(5)], rx.port, '127.0.0.1'), 1)
+  const got = await rx.waitFor(6)
+  t.deepEqual(got.map((m) => m.data.toString()), [0, 1, 2, 3, 4, 5].map((i) => `to-rx-${i}`))
+  tx.close()
+  rx.close()
+})

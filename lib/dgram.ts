@@ -656,7 +656,7 @@ export class Socket extends EventEmitter {
       if (this.#closed) return this.#cancel(batch.slice(next))
       let sent: number
       try {
-        sent = this.#udp.trySend(entriesOf(batch, next))
+        sent = this.#udp.trySend(...sendArguments(batch, next))
       } catch (e) {
         next = this.#failedAt(batch, next, e)
         continue
@@ -936,6 +936,19 @@ function withScopeName(address: string): string {
 }
 
 /** The batch entries for `batch[from..]`. */
+/**
+ * `trySend`'s arguments for `batch[from..]`: a lone one-piece datagram goes as `[piece], port,
+ * address`, which takes the binding's single-datagram path; anything else as message objects.
+ */
+function sendArguments(batch: PendingSend[], from: number): [Array<Uint8Array | { data: Uint8Array[]; address?: string; port?: number }>, number?, string?] {
+  const only = batch[from] as PendingSend
+  if (from === batch.length - 1 && only.pieces.length === 1) {
+    const piece = only.pieces[0] as Uint8Array
+    return only.ip === null ? [[piece]] : [[piece], only.port, only.ip]
+  }
+  return [entriesOf(batch, from)]
+}
+
 function entriesOf(batch: PendingSend[], from: number): Array<{ data: Uint8Array[]; address?: string; port?: number }> {
   const entries = new Array<{ data: Uint8Array[]; address?: string; port?: number }>(batch.length - from)
   for (let i = from; i < batch.length; i++) {

@@ -2,6 +2,8 @@
 // grown with the traffic (never more than the caller's maxDatagrams × maxSize), decoded into
 // the shapes users see.
 
+import { native } from './native'
+
 /** One received datagram in the convenient shape. */
 export interface Datagram {
   /** The datagram's bytes: a Buffer of its own (a copy the caller owns). */
@@ -70,10 +72,17 @@ export function formatAddress(bytes: Uint8Array, at: number, ipv6: boolean, scop
   return scopeId !== 0 ? `${text}%${scopeId}` : text
 }
 
+/** The binding's `recvLayout`: byte offsets of each array, then the total size. */
+type SlabOffsets = [number, number, number, number, number, number, number, number, number, number, number]
+
 /** The arrays one native receive fills. */
 export class ReceiveSlab {
   readonly slotSize: number
   readonly capacity: number
+  /** The whole slab (every array below is a view into it). */
+  readonly memory: Uint8Array
+  /** Whether the metadata arrays exist. */
+  readonly metadata: boolean
   readonly data: Buffer
   readonly lengths: Uint32Array
   readonly ports: Uint16Array
@@ -92,21 +101,27 @@ export class ReceiveSlab {
   constructor(capacity: number, slotSize: number, metadata = false) {
     this.capacity = capacity
     this.slotSize = slotSize
-    // Not from the Buffer pool (its memory is not ours alone) and zero-filled once.
-    this.data = Buffer.alloc(capacity * slotSize)
-    this.lengths = new Uint32Array(capacity)
-    this.ports = new Uint16Array(capacity)
-    this.addresses = new Uint8Array(16 * capacity)
-    this.scopeIds = new Uint32Array(capacity)
-    this.flags = new Uint8Array(capacity)
-    this.tos = metadata ? new Uint8Array(capacity) : null
-    this.destinations = metadata ? new Uint8Array(16 * capacity) : null
-    this.interfaces = metadata ? new Uint32Array(capacity) : null
-    this.timestamps = metadata ? new BigUint64Array(capacity) : null
+    // One zero-filled block for every array (the binding reads it with one N-API call per
+    // receive), laid out by the binding itself so that both sides agree on the offsets.
+    const [data, timestamps, lengths, scopeIds, interfaces, ports, addresses, destinations, flags, tos, total] =
+      native.NativeSocket.recvLayout(capacity, slotSize, metadata) as number[] as SlabOffsets
+    const memory = new ArrayBuffer(total)
+    this.memory = new Uint8Array(memory)
+    this.data = Buffer.from(memory, data, capacity * slotSize)
+    this.lengths = new Uint32Array(memory, lengths, capacity)
+    this.ports = new Uint16Array(memory, ports, capacity)
+    this.addresses = new Uint8Array(memory, addresses, 16 * capacity)
+    this.scopeIds = new Uint32Array(memory, scopeIds, capacity)
+    this.flags = new Uint8Array(memory, flags, capacity)
+    this.metadata = metadata
+    this.tos = metadata ? new Uint8Array(memory, tos, capacity) : null
+    this.destinations = metadata ? new Uint8Array(memory, destinations, 16 * capacity) : null
+    this.interfaces = metadata ? new Uint32Array(memory, interfaces, capacity) : null
+    this.timestamps = metadata ? new BigUint64Array(memory, timestamps, capacity) : null
   }
 
   get byteLength(): number {
-    return this.data.length + this.capacity * (4 + 2 + 16 + 4 + 1 + (this.tos !== null ? 1 + 16 + 4 + 8 : 0))
+    return this.memory.byteLength
   }
 
   /** Where datagram `i` was sent to (empty without packet info). */

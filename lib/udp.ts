@@ -97,6 +97,10 @@ const READABLE = 1
 const WRITABLE = 2
 const ERROR = 4
 const DEFAULT_MAX_DATAGRAMS = 64
+/** `sendDatagram`'s destination id for the connected peer. */
+const PEER = 0xffffffff
+/** Destinations the single-datagram path keeps parsed in the binding (it holds 4096). */
+const MAX_FAST_DESTINATIONS = 4096
 const DEFAULT_MAX_SIZE = 65535
 const FIRST_CAPACITY = 8
 /** Receive batches handled per wake-up before yielding to the event loop. */
@@ -171,6 +175,11 @@ export class UdpSocket extends EventEmitter {
   /** Some receive metadata is on: slabs carry the metadata arrays. */
   #metadata = false
   #queue: PendingSend[] = []
+  /** Single-datagram path: destination ids by `${port} ${address}`, and the last one used. */
+  readonly #fastIds = new Map<string, number>()
+  #lastFastAddress = ''
+  #lastFastPort = -1
+  #lastFastId = PEER
   #batchReceiver: { batch: RecvBatchImpl; handler: (batch: RecvBatch) => void } | null = null
   #iterators = 0
   #iteratorQueue: Datagram[][] = []
@@ -422,6 +431,11 @@ export class UdpSocket extends EventEmitter {
    */
   trySend(messages: readonly BatchEntry[], port?: number, address?: string, flags?: number): number {
     this.#checkOpen()
+    if (this.#queue.length === 0 && Array.isArray(messages) && messages.length === 1) {
+      const only: unknown = messages[0]
+      const id = only instanceof Uint8Array ? this.#fastDestination(port, address) : undefined
+      if (id !== undefined) return this.#sendDatagram(only as Uint8Array, id, checkFlags(flags), port, address)
+    }
     const plan = planBatch(messages, port, address, this.#loopback())
     const f = checkFlags(flags)
     if (plan.unresolved.length > 0) {
@@ -439,6 +453,14 @@ export class UdpSocket extends EventEmitter {
   send(messages: readonly BatchEntry[], port?: number, address?: string, flags?: number): Promise<number> {
     try {
       this.#checkOpen()
+      if (this.#queue.length === 0 && Array.isArray(messages) && messages.length === 1) {
+        const only: unknown = messages[0]
+        const id = only instanceof Uint8Array ? this.#fastDestination(port, address) : undefined
+        // Sent at once, or (buffer full: 0) planned and queued below like any batch.
+        if (id !== undefined && this.#sendDatagram(only as Uint8Array, id, checkFlags(flags), port, address) === 1) {
+          return Promise.resolve(1)
+        }
+      }
       const plan = planBatch(messages, port, address, this.#loopback())
       return this.#sendPlan(plan, checkFlags(flags))
     } catch (error) {
@@ -485,6 +507,46 @@ export class UdpSocket extends EventEmitter {
       return this.#native.sendSegmented(view, size, to, toPort, f)
     } catch (error) {
       throw fromNative(error, 0, () => ({ address: to ?? undefined, port: to === null ? undefined : toPort }))
+    }
+  }
+
+  /**
+   * The single-datagram path's destination id for `port`/`address` (the binding parses each
+   * destination once), `PEER` for the connected peer, or `undefined` when the general path must
+   * handle the call (a hostname, a bad argument: it reports it in the usual way).
+   */
+  #fastDestination(port: unknown, address: unknown): number | undefined {
+    if (port === undefined || port === null) return address === undefined || address === null ? PEER : undefined
+    if (typeof port !== 'number') return undefined
+    const a = address === undefined || address === null ? this.#loopback() : address
+    if (typeof a !== 'string') return undefined
+    if (a === this.#lastFastAddress && port === this.#lastFastPort) return this.#lastFastId
+    const key = `${port} ${a}`
+    let id = this.#fastIds.get(key)
+    if (id === undefined) {
+      if (!Number.isInteger(port) || port < 1 || port > 65535 || isIP(a) === 0) return undefined
+      if (this.#fastIds.size >= MAX_FAST_DESTINATIONS) {
+        this.#native.clearDestinations()
+        this.#fastIds.clear()
+      }
+      try {
+        id = this.#native.addDestination(a, port)
+      } catch {
+        return undefined // e.g. an IPv6 address on udp4: the general path says so
+      }
+      this.#fastIds.set(key, id)
+    }
+    this.#lastFastAddress = a
+    this.#lastFastPort = port
+    this.#lastFastId = id
+    return id
+  }
+
+  #sendDatagram(view: Uint8Array, id: number, flags: number, port: unknown, address: unknown): number {
+    try {
+      return this.#native.sendDatagram(view, view.byteLength, id, flags)
+    } catch (error) {
+      throw fromNative(error, 0, () => id === PEER ? {} : { address: (address ?? this.#loopback()) as string, port: port as number })
     }
   }
 
@@ -668,11 +730,7 @@ export class UdpSocket extends EventEmitter {
   }
 
   #recv(slab: ReceiveSlab): number {
-    if (slab.tos === null) {
-      return this.#native.recv(slab.data, slab.slotSize, slab.lengths, slab.ports, slab.addresses, slab.scopeIds, slab.flags)
-    }
-    return this.#native.recv(slab.data, slab.slotSize, slab.lengths, slab.ports, slab.addresses, slab.scopeIds, slab.flags,
-      slab.tos, slab.destinations, slab.interfaces, slab.timestamps)
+    return this.#native.recvSlab(slab.memory, slab.capacity, slab.slotSize, slab.metadata)
   }
 
   #recvInto(slab: ReceiveSlab): number {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use mmsg_core::reactor::{Reactor, Readiness, Registration};
 use mmsg_core::{
-    Endpoint, Family, GsoSupport, PlanStop, RecvMetadata, RecvTarget, SendPlan, SockAddr,
+    Endpoint, Family, GsoSupport, PlanStop, RecvMetadata, RecvTarget, SendPlan, SendStop, SockAddr,
     SocketOptions,
 };
 use napi::bindgen_prelude::{FromNapiValue, Function, Unknown};
@@ -72,6 +72,8 @@ struct State {
     endpoint: Option<Endpoint>,
     /// Last destination parsed, so a batch to one peer parses its address once per call.
     last_destination: Option<(String, u16, SockAddr)>,
+    /// Destinations parsed once by `addDestination`, named by index in `sendDatagram`.
+    destinations: Vec<SockAddr>,
     refed: bool,
 }
 
@@ -148,6 +150,7 @@ impl NativeSocket {
             wake: None,
             endpoint: Some(endpoint),
             last_destination: None,
+            destinations: Vec::new(),
             refed: true,
         }));
         track(env, &state)?;
@@ -866,6 +869,158 @@ impl NativeSocket {
                     .socket()
                     .set_source_membership(&source, &group, interface.as_deref(), join)
                     .map_err(membership_failure)
+            })
+        })
+    }
+}
+
+/// Receiving into one slab of memory (`lib/receive.ts` `ReceiveSlab`): one `Uint8Array` per
+/// receive instead of one typed array per field.
+#[napi]
+impl NativeSocket {
+    /// Byte offsets of a receive slab's arrays for `capacity` datagrams of `slotSize` bytes:
+    /// data, timestamps, lengths, scopeIds, interfaces, ports, addresses, destinations, flags,
+    /// tos, then the slab's total size. Metadata arrays are zero bytes without `metadata`.
+    #[napi]
+    pub fn recv_layout(capacity: u32, slot_size: u32, metadata: bool) -> Result<Vec<u32>> {
+        let layout = slab_layout(capacity, slot_size, metadata).map_err(|e| match e {
+            Failure::Range(message) => napi::Error::new(Status::InvalidArg, message),
+            _ => napi::Error::from_reason("no layout"),
+        })?;
+        Ok(layout.offsets().iter().map(|&o| o as u32).collect())
+    }
+
+    /// Receives into `slab` (laid out by `recvLayout(capacity, slotSize, metadata)`); returns
+    /// the datagrams received (0: none queued). Flags as in `recv`.
+    #[napi(
+        ts_args_type = "slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean"
+    )]
+    pub fn recv_slab(
+        &self,
+        env: Env,
+        slab: Unknown,
+        capacity: u32,
+        slot_size: u32,
+        metadata: bool,
+    ) -> Result<u32> {
+        guarded(&env, || {
+            // Phase 1: plain numbers (reading them runs no JS).
+            let layout = slab_layout(capacity, slot_size, metadata)?;
+            // Phase 2: the slab's bytes now (`napi_get_typedarray_info` runs no JS).
+            self.with_endpoint(|s| {
+                let memory = <&mut [u8]>::from_unknown(slab).map_err(|_| {
+                    Failure::Type(format!(
+                        "slab must be a Uint8Array; got {}",
+                        read::describe(slab)
+                    ))
+                })?;
+                let mut target = layout.target(memory).ok_or_else(|| {
+                    Failure::Range(format!(
+                        "slab must be at least {} bytes and 8-byte aligned",
+                        layout.total
+                    ))
+                })?;
+                endpoint(s)
+                    .recv(&mut target)
+                    .map(|n| n as u32)
+                    .map_err(|e| Failure::system(e, "recvmmsg"))
+            })
+        })
+    }
+}
+
+fn slab_layout(capacity: u32, slot_size: u32, metadata: bool) -> Outcome<mmsg_core::SlabLayout> {
+    if capacity == 0 || capacity > 1024 || slot_size == 0 || slot_size > 65535 {
+        return Err(Failure::Range(format!(
+            "a receive slab holds 1-1024 datagrams of 1-65535 bytes; got {capacity} of {slot_size}"
+        )));
+    }
+    mmsg_core::SlabLayout::new(capacity as usize, slot_size as usize, metadata)
+        .ok_or_else(|| Failure::Range("receive slab too large".into()))
+}
+
+/// Most destinations `addDestination` keeps per socket; the TS layer then clears and starts over.
+const MAX_DESTINATIONS: usize = 4096;
+/// `sendDatagram`'s destination id for the connected peer.
+const PEER: u32 = u32::MAX;
+
+/// The single-datagram path (a lone `send()` in the dgram drop-in, `trySend([buf])`): numbers
+/// and one view in, no lists to read, no plan to build. Destinations are parsed once and named
+/// by an id afterwards.
+#[napi]
+impl NativeSocket {
+    /// Parses `address`/`port` for this socket's family and returns an id for `sendDatagram`.
+    /// Ids stay valid until `clearDestinations`; at most 4096 are kept (RangeError after).
+    #[napi]
+    pub fn add_destination(&self, env: Env, address: String, port: u32) -> Result<u32> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                if s.destinations.len() >= MAX_DESTINATIONS {
+                    return Err(Failure::Range(format!(
+                        "at most {MAX_DESTINATIONS} destinations are kept; clear them first"
+                    )));
+                }
+                let parsed = bind_address(endpoint(s).family(), &address, port)?;
+                s.destinations.push(parsed);
+                Ok((s.destinations.len() - 1) as u32)
+            })
+        })
+    }
+
+    /// Forgets every id `addDestination` returned.
+    #[napi]
+    pub fn clear_destinations(&self, env: Env) -> Result<()> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                s.destinations.clear();
+                Ok(())
+            })
+        })
+    }
+
+    /// Sends `view` (which must still be `length` bytes long) as one datagram to destination
+    /// id `destination` (`0xffffffff`: the connected peer). Returns 1, or 0 if the socket would
+    /// block; a failure throws with `index` 0 and `sent` 0.
+    #[napi(ts_args_type = "view: Uint8Array, length: number, destination: number, flags: number")]
+    pub fn send_datagram(
+        &self,
+        env: Env,
+        view: Unknown,
+        length: u32,
+        destination: u32,
+        flags: u32,
+    ) -> Result<u32> {
+        guarded(&env, || {
+            // Phase 1: plain numbers only (reading them runs no JS).
+            let flags = send_flags(flags)?;
+            // Phase 2: no JS from here; `napi_get_typedarray_info` runs none either.
+            self.with_endpoint(|s| {
+                let destination =
+                    match destination {
+                        PEER => None,
+                        id => Some(*s.destinations.get(id as usize).ok_or_else(|| {
+                            Failure::Range(format!("unknown destination id {id}"))
+                        })?),
+                    };
+                let bytes = <&[u8]>::from_unknown(view).map_err(|_| {
+                    Failure::Type(format!(
+                        "view must be a Uint8Array; got {}",
+                        read::describe(view)
+                    ))
+                })?;
+                if bytes.len() != length as usize {
+                    return Err(Failure::ViewChanged { index: 0, sent: 0 });
+                }
+                let report = endpoint(s).send_datagram(bytes, destination, flags);
+                match report.stop {
+                    SendStop::Complete | SendStop::WouldBlock => Ok(report.sent as u32),
+                    SendStop::Failed { index, error } => Err(Failure::System {
+                        error,
+                        syscall: "sendmmsg",
+                        index: Some(index),
+                        sent: Some(report.sent),
+                    }),
+                }
             })
         })
     }

@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 use crate::gso::{self, GsoSupport, SegmentedReport};
 use crate::plan::{PlanReport, SendPlan};
 use crate::recv::{DatagramInfo, RecvMeta, RecvScratch, Slab};
-use crate::send::SendScratch;
+use crate::send::{SendReport, SendScratch};
 use crate::socket::{Family, SocketOptions, UdpSocket};
 use crate::{sys, SockAddr};
 
@@ -274,6 +274,25 @@ impl Endpoint {
             destination,
             flags,
         )
+    }
+
+    /// Sends one datagram of one piece to `destination` (or the connected peer): the path a
+    /// lone `send()` takes. Same rules as a batch (EINTR retried, EAGAIN reported as
+    /// `WouldBlock`, an error charged to the message only when it is its own), with no plan to
+    /// build and nothing allocated once the scratch memory has grown.
+    pub fn send_datagram(
+        &mut self,
+        bytes: &[u8],
+        destination: Option<SockAddr>,
+        flags: i32,
+    ) -> SendReport {
+        let fd = self.socket.raw_fd();
+        let mut batch = self.send_scratch.batch();
+        let id = destination.map(|address| batch.add_destination(address));
+        batch.start_message(id);
+        // One piece of a message just started: `add_segment` cannot refuse it.
+        let _ = batch.add_segment(bytes);
+        batch.send(fd, flags, 0)
     }
 
     /// Turns `UDP_GRO` on or off. Off drops the GRO memory (datagrams already split off are

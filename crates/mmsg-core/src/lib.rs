@@ -23,6 +23,7 @@ pub mod plan;
 pub mod reactor;
 pub mod recv;
 pub mod send;
+pub mod slab;
 pub mod socket;
 mod sys;
 
@@ -37,6 +38,7 @@ pub use send::{
     Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS,
     MAX_MESSAGES_PER_CALL, MAX_SEGMENTS_PER_MESSAGE,
 };
+pub use slab::SlabLayout;
 pub use socket::{
     datagram_socket_family, destination_for_family, Family, MembershipError, SocketOptions,
     UdpSocket,

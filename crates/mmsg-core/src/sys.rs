@@ -1044,3 +1044,27 @@ impl Drop for JsCallback {
         }
     }
 }
+
+// ---- typed views of byte memory (receive slabs) ---------------------------------------------
+
+/// Element types a byte slice may be viewed as: plain integers, every bit pattern valid.
+pub trait Word: Copy + private::Sealed {}
+impl Word for u16 {}
+impl Word for u32 {}
+impl Word for u64 {}
+mod private {
+    pub trait Sealed {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
+    impl Sealed for u64 {}
+}
+
+/// `bytes` as a slice of `T`, if it starts aligned for `T` (a tail shorter than one `T` is left
+/// out); `None` if misaligned.
+pub fn cast_words_mut<T: Word>(bytes: &mut [u8]) -> Option<&mut [T]> {
+    // SAFETY: `T` is u16/u32/u64 (sealed): no padding, every bit pattern valid, so viewing
+    // initialised bytes as `T`s and writing `T`s through the view are sound; `align_to_mut`
+    // only yields a correctly aligned middle part, and the borrow is exclusive.
+    let (head, middle, _) = unsafe { bytes.align_to_mut::<T>() };
+    head.is_empty().then_some(middle)
+}
