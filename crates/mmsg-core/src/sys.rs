@@ -380,6 +380,65 @@ pub fn take_queued_error(fd: RawFd) -> Option<io::Error> {
     None
 }
 
+/// What one `recvmsg(MSG_ERRQUEUE)` returned (see [`recv_error_queue`]).
+pub struct ErrorQueueRead {
+    /// Bytes of the original datagram copied into the payload buffer.
+    pub payload_len: usize,
+    /// `msg_flags` (`MSG_TRUNC`: the payload did not fit, `MSG_CTRUNC`: the control data).
+    pub flags: libc::c_int,
+    /// `msg_name`: the destination of the datagram the error is about.
+    pub destination: Option<SocketAddr>,
+    /// Bytes of `control` the kernel filled.
+    pub control_len: usize,
+}
+
+/// One `recvmsg(fd, MSG_ERRQUEUE | MSG_DONTWAIT)`: takes the oldest error-queue entry, its
+/// payload into `payload` and its control messages into `control`. `Ok(None)`: the queue is
+/// empty (`EAGAIN`). Unlike [`take_queued_error`] it keeps everything the kernel gave.
+pub fn recv_error_queue(
+    fd: RawFd,
+    payload: &mut [u8],
+    control: &mut [u64],
+) -> io::Result<Option<ErrorQueueRead>> {
+    let mut iov = iovec_for_mut(payload);
+    let mut name = SockAddrStorage::new();
+    // SAFETY: a zeroed msghdr (valid) pointing at `iov` (describing `payload`), at `name`
+    // (writable for `name.len` bytes) and at `control` (writable for its byte size), all live
+    // for the call; the kernel writes at most those lengths and stores the real ones back.
+    let (n, header) = unsafe {
+        let mut header = MaybeUninit::<libc::msghdr>::zeroed().assume_init();
+        header.msg_name = name.as_mut_ptr().cast();
+        header.msg_namelen = name.len;
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = std::mem::size_of_val(control) as _;
+        let n = libc::recvmsg(fd, &mut header, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT);
+        (n, header)
+    };
+    if n < 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(None),
+            _ => Err(error),
+        };
+    }
+    name.len = header.msg_namelen;
+    // `msg_controllen` is `usize` on glibc and `u32` on musl: the cast is needed on one of them.
+    #[allow(clippy::unnecessary_cast)]
+    let control_len = (header.msg_controllen as usize).min(std::mem::size_of_val(control));
+    Ok(Some(ErrorQueueRead {
+        payload_len: n as usize,
+        flags: header.msg_flags,
+        destination: if header.msg_namelen == 0 {
+            None
+        } else {
+            name.decode()
+        },
+        control_len,
+    }))
+}
+
 /// Space, in bytes, that a control message carrying `payload` bytes takes.
 pub fn cmsg_space(payload: usize) -> usize {
     // SAFETY: CMSG_SPACE is pure arithmetic.
