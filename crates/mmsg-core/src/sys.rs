@@ -776,6 +776,10 @@ impl UvApi {
 struct LoopPollContext {
     api: &'static UvApi,
     handler: Box<dyn Fn(u32)>,
+    /// The events the poll is started with, shared with its `LoopPoll`: libuv stops a poll
+    /// by itself when the descriptor reports an error, and the callback records that here so
+    /// that the next `arm` starts it again.
+    events: std::rc::Rc<std::cell::Cell<libc::c_int>>,
 }
 
 /// A `uv_poll_t` watching one descriptor on the JS thread's loop. Unlike the reactor's one-shot
@@ -788,7 +792,7 @@ pub struct LoopPoll {
     handle: *mut libc::c_void,
     api: &'static UvApi,
     /// The events the poll is started with (0: stopped).
-    events: std::cell::Cell<libc::c_int>,
+    events: std::rc::Rc<std::cell::Cell<libc::c_int>>,
 }
 
 unsafe extern "C" fn on_loop_poll(
@@ -810,8 +814,17 @@ unsafe extern "C" fn on_loop_poll(
     if events & 2 != 0 {
         bits |= 2; // UV_WRITABLE
     }
+    if events & UV_PRIORITIZED != 0 {
+        // Only asked for by `arm_errors_only`: libuv reports a bare POLLERR as the events the
+        // poll asked for (POLLPRI, which a UDP socket never raises itself) and keeps the poll
+        // started. It is the error report the caller is waiting for.
+        bits |= 4;
+    }
     if status < 0 {
-        bits |= 4; // an error on the descriptor: the next send/recv reports it
+        // An error on the descriptor (a pending error or a non-empty error queue), and libuv
+        // has stopped the poll: the next `arm` must start it again.
+        bits |= 4;
+        context.events.set(0);
     }
     (context.handler)(bits);
 }
@@ -856,7 +869,12 @@ impl LoopPoll {
         let words = poll_words(api);
         let memory: Box<[u64]> = vec![0u64; words].into_boxed_slice();
         let handle = Box::into_raw(memory) as *mut u64 as *mut libc::c_void;
-        let context = Box::into_raw(Box::new(LoopPollContext { api, handler }));
+        let events = std::rc::Rc::new(std::cell::Cell::new(0));
+        let context = Box::into_raw(Box::new(LoopPollContext {
+            api,
+            handler,
+            events: std::rc::Rc::clone(&events),
+        }));
         // SAFETY: `handle` points at `poll_size()` zeroed, 8-byte aligned bytes that stay put
         // until `on_loop_poll_closed`; `event_loop` is this thread's loop (this function's
         // contract).
@@ -876,7 +894,7 @@ impl LoopPoll {
         Some(Ok(LoopPoll {
             handle,
             api,
-            events: std::cell::Cell::new(0),
+            events,
         }))
     }
 
@@ -895,6 +913,31 @@ impl LoopPoll {
         // SAFETY: as above; the callback matches libuv's uv_poll_cb.
         let started = unsafe { self.api.poll_start(self.handle, events, on_loop_poll) };
         self.events.set(if started.is_ok() { events } else { 0 });
+        started
+    }
+}
+
+/// libuv's `UV_PRIORITIZED` (`POLLPRI`): never reported by a UDP socket, so a poll started
+/// with it alone wakes only for errors (epoll always reports `EPOLLERR`).
+const UV_PRIORITIZED: libc::c_int = 8;
+
+impl LoopPoll {
+    /// Asks for notifications only when the descriptor reports an error (for a UDP socket: a
+    /// pending error or a non-empty error queue), not for readability. The handler then gets
+    /// bit 4; libuv stops the poll at each such report, so call this again after handling it.
+    /// `arm(false, false)` stops it.
+    pub fn arm_errors_only(&self) -> io::Result<()> {
+        if self.events.get() == UV_PRIORITIZED {
+            return Ok(());
+        }
+        // SAFETY: the handle is initialised and not closed (closing happens in Drop); the
+        // callback matches libuv's uv_poll_cb.
+        let started = unsafe {
+            self.api
+                .poll_start(self.handle, UV_PRIORITIZED, on_loop_poll)
+        };
+        self.events
+            .set(if started.is_ok() { UV_PRIORITIZED } else { 0 });
         started
     }
 }
