@@ -131,6 +131,29 @@ export declare class NativeSocket {
    * block; a failure throws with `index` 0 and `sent` 0.
    */
   sendDatagram(view: Uint8Array, length: number, destination: number, flags: number): number
+  /** `IP_RECVERR` / `IPV6_RECVERR` for any socket, with the core's pending-error retry. */
+  setReceiveErrors(on: boolean): void
+  /**
+   * Up to `max` error-queue entries: those sends and receives already read, then the
+   * kernel's queue (never blocking).
+   */
+  takeErrors(max: number): Array<QueuedErrorInfo>
+  /** Entries already read by sends and receives and not yet taken (no system call). */
+  keptErrorCount(): number
+  /** Entries the core could not keep because none were taken (it keeps 4096). */
+  errorsOverflowed(): number
+  /** `IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`: `want`, `do`, `dont` or `probe`. */
+  setPathMtuDiscovery(mode: string): void
+  /** The don't-fragment bit (`IP_PMTUDISC_DO`/`DONT`, `IPV6_DONTFRAG`). */
+  setDontFragment(on: boolean): void
+  /** `IP_MTU` / `IPV6_MTU` of a connected socket. */
+  pathMtu(): number
+  /**
+   * Watches only for errors (a non-empty error queue), not readability: for a socket whose
+   * owner wants its ICMP errors but is not receiving. Does not keep the loop alive. After
+   * each error notification call it again (or `arm`) to keep watching.
+   */
+  armErrors(): void
 }
 
 /** An address as `dgram`'s `socket.address()` returns it. */
@@ -145,6 +168,27 @@ export declare const MAX_BUFFERS_PER_MESSAGE: number
 
 /** Most messages one `sendmmsg`/`recvmmsg` system call takes (UIO_MAXIOV). */
 export declare const MAX_MESSAGES_PER_CALL: number
+
+/** One error-queue entry as the TS layer receives it (see `mmsg_core::QueuedError`). */
+export interface QueuedErrorInfo {
+  /** Negative, as Node's `errno`. */
+  errno: number
+  /** `ECONNREFUSED`, `EMSGSIZE`, ... (empty for errno 0). */
+  code: string
+  /** `local`, `icmp`, `icmp6`, `none`, or `origin-N` for other origins. */
+  origin: string
+  /** ICMP / ICMPv6 type. */
+  type: number
+  icmpCode: number
+  /** `ee_info` (the MTU for "fragmentation needed" / "packet too big" / local EMSGSIZE). */
+  info: number
+  /** Where the datagram the error is about was going. */
+  destination?: AddressInfo
+  /** The address of the node that reported the error. */
+  offender?: string
+  /** Bytes of that datagram the kernel returned with the entry. */
+  payloadLength: number
+}
 
 /** One datagram as `recvmmsg` reported it. */
 export interface ReceivedInfo {

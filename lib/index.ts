@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 export { UdpSocket, createSocket, createRecvBatch } from './udp'
-export type { SocketType, UdpSocketOptions, AddressInfo, RecvBatch, LookupFunction } from './udp'
+export type { SocketType, UdpSocketOptions, AddressInfo, RecvBatch, LookupFunction, IcmpError, IcmpErrorOrigin, PathMtuDiscoveryMode } from './udp'
 export type { Datagram, RemoteInfo } from './receive'
 export type { Payload, DatagramBody, OutgoingMessage, BatchEntry } from './payload'
 export { SendError } from './errors'

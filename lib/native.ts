@@ -6,3 +6,4 @@ import type * as Binding from '../binding'
 export const native: typeof Binding = require('../native.js')
 export type NativeSocket = Binding.NativeSocket
 export type NativeAddressInfo = Binding.AddressInfo
+export type NativeQueuedError = Binding.QueuedErrorInfo

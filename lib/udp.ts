@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events'
 import { lookup as dnsLookup } from 'node:dns'
 import { isIP } from 'node:net'
 
-import { native, type NativeSocket } from './native'
+import { native, type NativeQueuedError, type NativeSocket } from './native'
 import {
   codedError,
   fromNative,
@@ -49,6 +49,60 @@ export interface UdpSocketOptions {
   signal?: AbortSignal
   /** Receive memory: at most `maxDatagrams` (1–1024, default 64) of at most `maxSize` bytes (default 65535) per batch. */
   receive?: { maxDatagrams?: number; maxSize?: number }
+  /** Keep ICMP and path-MTU errors as `'icmpError'` events / {@link UdpSocket.tryRecvErrors} (see {@link UdpSocket.setReceiveErrors}). */
+  receiveErrors?: boolean
+}
+
+/** Who reported an {@link IcmpError}: the local stack, an ICMP or ICMPv6 message (or, rarely, another kernel origin). */
+export type IcmpErrorOrigin = 'local' | 'icmp' | 'icmp6' | 'none' | `origin-${number}`
+
+/**
+ * One entry of the socket's error queue (`IP_RECVERR` / `IPV6_RECVERR`), as the
+ * `'icmpError'` event and {@link UdpSocket.tryRecvErrors} give it. Despite the name, `origin`
+ * may be `'local'`: the local stack refused a datagram (e.g. `EMSGSIZE` above the path MTU
+ * with don't-fragment set).
+ */
+export interface IcmpError {
+  /** Negative errno, as Node's errors have it (e.g. -111). */
+  errno: number
+  /** The errno's name: `'ECONNREFUSED'`, `'EMSGSIZE'`, `'EHOSTUNREACH'`, ... */
+  code: string
+  origin: IcmpErrorOrigin
+  /** ICMP type (3 destination unreachable, 11 time exceeded) or ICMPv6 type (1 unreachable, 2 packet too big, 3 time exceeded); 0 for local errors. */
+  type: number
+  /** ICMP / ICMPv6 code (ICMP 3 port unreachable, 4 fragmentation needed; ICMPv6 4 port unreachable). */
+  icmpCode: number
+  /** The path MTU, for "fragmentation needed" (ICMP 3/4), "packet too big" (ICMPv6 2) and local `EMSGSIZE`. */
+  mtu?: number
+  /** Where the datagram the error is about was going (formatted as received addresses are: IPv4-mapped on udp6). */
+  destination?: AddressInfo
+  /** The address of the node that sent the ICMP message (a router, or the destination itself). */
+  offender?: string
+}
+
+/** `setPathMtuDiscovery` modes (`IP_PMTUDISC_*`). */
+export type PathMtuDiscoveryMode = 'want' | 'do' | 'dont' | 'probe'
+
+/** Most entries kept for {@link UdpSocket.tryRecvErrors} while nobody listens for `'icmpError'`. */
+const MAX_KEPT_ERRORS = 1024
+/** Entries read from the native side per call. */
+const ERRORS_PER_READ = 64
+
+function toIcmpError(raw: NativeQueuedError): IcmpError {
+  const entry: IcmpError = {
+    errno: raw.errno,
+    code: raw.code,
+    origin: raw.origin as IcmpErrorOrigin,
+    type: raw.type,
+    icmpCode: raw.icmpCode,
+  }
+  const aboutMtu = (raw.origin === 'icmp' && raw.type === 3 && raw.icmpCode === 4) ||
+    (raw.origin === 'icmp6' && raw.type === 2) ||
+    (raw.origin === 'local' && raw.code === 'EMSGSIZE')
+  if (aboutMtu && raw.info > 0) entry.mtu = raw.info
+  if (raw.destination) entry.destination = raw.destination as AddressInfo
+  if (raw.offender !== undefined && raw.offender !== null) entry.offender = raw.offender
+  return entry
 }
 
 /** What `address()` returns. */
@@ -155,7 +209,8 @@ function notRunning(): Error {
  * 1024 datagrams, zero-copy on send.
  *
  * Events: `'listening'`, `'connect'`, `'messages'` (`Datagram[]` per receive batch),
- * `'message'` (`(msg: Buffer, rinfo)` per datagram, dgram's shape), `'error'`, `'close'`.
+ * `'message'` (`(msg: Buffer, rinfo)` per datagram, dgram's shape), `'error'`, `'close'`,
+ * and with {@link UdpSocket.setReceiveErrors} `'icmpError'` ({@link IcmpError}).
  * Adding a `'message'`/`'messages'` listener starts receiving (binding an unbound socket to an
  * ephemeral port, as dgram does).
  */
@@ -192,6 +247,16 @@ export class UdpSocket extends EventEmitter {
   #groUsed = false
   /** The native watcher stays armed after a wake-up (libuv poll) instead of being one-shot. */
   #levelTriggered = false
+  /** `setReceiveErrors(true)`: every error-queue entry is kept and surfaced. */
+  #receiveErrors = false
+  /** Entries read from the native side, delivered on the next tick. */
+  #errorInbox: IcmpError[] = []
+  #errorDeliveryScheduled = false
+  /** Entries nobody listened for, for `tryRecvErrors()` (at most MAX_KEPT_ERRORS). */
+  #errorBacklog: IcmpError[] = []
+  #errorOverflow = 0
+  /** The watcher is armed for errors only (an `'icmpError'` listener, nothing else wanted). */
+  #armedErrors = false
 
   /** Use {@link createSocket} (or `new UdpSocket('udp4')`). */
   constructor(typeOrOptions: SocketType | UdpSocketOptions, fromFd?: number) {
@@ -252,10 +317,15 @@ export class UdpSocket extends EventEmitter {
     }
     this.on('newListener', (event: string | symbol) => {
       if (event === 'message' || event === 'messages') process.nextTick(() => this.#updateReceiving())
+      if (event === 'icmpError') process.nextTick(() => this.#updateInterest())
     })
     this.on('removeListener', (event: string | symbol) => {
       if (event === 'message' || event === 'messages') this.#updateReceiving()
+      if (event === 'icmpError') this.#updateInterest()
     })
+    if (options.receiveErrors !== undefined && checkBoolean(options.receiveErrors, 'options.receiveErrors')) {
+      this.setReceiveErrors(true)
+    }
   }
 
   /**
@@ -397,6 +467,7 @@ export class UdpSocket extends EventEmitter {
     if (!this.#connected) throw codedError('ERR_SOCKET_DGRAM_NOT_CONNECTED', 'Not connected')
     this.#call(() => this.#native.disconnect())
     this.#connected = false
+    this.#collectKeptErrors()
   }
 
   /** The local address (`getsockname`). */
@@ -503,11 +574,15 @@ export class UdpSocket extends EventEmitter {
     if (this.#queue.length > 0) return 0
     const to = plan.addresses.length > 0 ? plan.addresses[0] as string : null
     const toPort = plan.ports.length > 0 ? plan.ports[0] as number : 0
+    let sent: number
     try {
-      return this.#native.sendSegmented(view, size, to, toPort, f)
+      sent = this.#native.sendSegmented(view, size, to, toPort, f)
     } catch (error) {
+      this.#collectKeptErrors()
       throw fromNative(error, 0, () => ({ address: to ?? undefined, port: to === null ? undefined : toPort }))
     }
+    if (this.#receiveErrors) this.#collectKeptErrors()
+    return sent
   }
 
   /**
@@ -559,11 +634,15 @@ export class UdpSocket extends EventEmitter {
   }
 
   #sendNow(plan: Plan, from: number, flags: number): number {
+    let sent: number
     try {
-      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos)
+      sent = this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos)
     } catch (error) {
+      this.#collectKeptErrors()
       throw fromNative(error, 0, this.#locate(plan))
     }
+    if (this.#receiveErrors) this.#collectKeptErrors()
+    return sent
   }
 
   #sendPlan(plan: Plan, flags: number): Promise<number> {
@@ -635,9 +714,11 @@ export class UdpSocket extends EventEmitter {
         sent = this.#native.send(head.plan.views, head.plan.pieceCounts, head.plan.destinations, head.plan.addresses, head.plan.ports, head.next, head.flags, head.plan.lengths, head.plan.tos)
       } catch (error) {
         this.#queue.shift()
+        this.#collectKeptErrors()
         head.reject(fromNative(error, 0, this.#locate(head.plan)))
         continue
       }
+      if (this.#receiveErrors) this.#collectKeptErrors()
       head.next = sent
       if (sent < head.plan.count) return // still blocked: wait for the next writable event
       this.#queue.shift()
@@ -734,11 +815,15 @@ export class UdpSocket extends EventEmitter {
   }
 
   #recvInto(slab: ReceiveSlab): number {
+    let n: number
     try {
-      return this.#recv(slab)
+      n = this.#recv(slab)
     } catch (error) {
+      this.#collectKeptErrors()
       throw fromNative(error)
     }
+    if (this.#receiveErrors) this.#collectKeptErrors()
+    return n
   }
 
   #wantsRead(): boolean {
@@ -769,9 +854,13 @@ export class UdpSocket extends EventEmitter {
     if (read && this.#groUsed && this.#native.buffered() > 0) {
       this.#scheduleDrain()
     }
+    if (!read && !write && this.#wantsErrors()) {
+      this.#armErrorsOnly()
+      return
+    }
     // Nothing to change: nothing wanted (and nothing armed), or a level-triggered watcher that
     // is already armed with exactly this.
-    if (read === this.#armedRead && write === this.#armedWrite && (this.#levelTriggered || (!read && !write))) return
+    if (read === this.#armedRead && write === this.#armedWrite && !this.#armedErrors && (this.#levelTriggered || (!read && !write))) return
     if (!this.#watching) {
       if (!read && !write) return
       this.#levelTriggered = this.#native.watch((bits) => this.#onReady(bits), WATCH_ON_LOOP)
@@ -780,7 +869,150 @@ export class UdpSocket extends EventEmitter {
     }
     this.#armedRead = read
     this.#armedWrite = write
+    this.#armedErrors = false
     this.#native.arm(read, write)
+  }
+
+  // ---- the error queue (ICMP and path-MTU errors) ----------------------------------------------
+
+  #wantsErrors(): boolean {
+    return !this.#closed && this.#receiveErrors && this.listenerCount('icmpError') > 0
+  }
+
+  /** Watches for errors only (a listener wants them, nothing is received or queued to send). */
+  #armErrorsOnly(): void {
+    if (this.#armedErrors) return
+    if (!this.#watching) {
+      this.#levelTriggered = this.#native.watch((bits) => this.#onReady(bits), WATCH_ON_LOOP)
+      this.#watching = true
+      if (!this.#refed) this.#native.setRef(false)
+    }
+    this.#armedRead = false
+    this.#armedWrite = false
+    this.#armedErrors = true
+    this.#native.armErrors()
+  }
+
+  /** Takes the entries the native side already read (sends, receives, disconnect). */
+  #collectKeptErrors(): void {
+    if (this.#closed || this.#native.keptErrorCount() === 0) return
+    this.#collectQueuedErrors()
+  }
+
+  /** Reads entries (kept ones, then the kernel's queue) into the inbox; bounded per call. */
+  #collectQueuedErrors(): void {
+    for (let round = 0; round < 16 && !this.#closed; round++) {
+      let raw: NativeQueuedError[]
+      try {
+        raw = this.#native.takeErrors(ERRORS_PER_READ)
+      } catch (error) {
+        process.nextTick(() => this.emit('error', fromNative(error)))
+        return
+      }
+      for (const entry of raw) this.#errorInbox.push(toIcmpError(entry))
+      if (raw.length < ERRORS_PER_READ) break
+    }
+    if (this.#errorInbox.length > 0 && !this.#errorDeliveryScheduled) {
+      this.#errorDeliveryScheduled = true
+      process.nextTick(() => this.#deliverErrors())
+    }
+  }
+
+  /** Emits the inbox as `'icmpError'` events, or keeps it for `tryRecvErrors()` if nobody listens. */
+  #deliverErrors(): void {
+    this.#errorDeliveryScheduled = false
+    const entries = this.#errorInbox.splice(0)
+    if (this.listenerCount('icmpError') > 0) {
+      for (const entry of entries) {
+        try {
+          this.emit('icmpError', entry)
+        } catch (error) {
+          rethrowLater(error)
+        }
+      }
+      return
+    }
+    this.#keep(entries)
+  }
+
+  #keep(entries: IcmpError[]): void {
+    const room = Math.max(0, MAX_KEPT_ERRORS - this.#errorBacklog.length)
+    if (entries.length > room) this.#errorOverflow += entries.length - room
+    for (let i = 0; i < entries.length && i < room; i++) this.#errorBacklog.push(entries[i] as IcmpError)
+  }
+
+  /**
+   * Keeps ICMP and path-MTU errors for this socket, connected or not (`IP_RECVERR`; on udp6
+   * `IPV6_RECVERR` and `IP_RECVERR` for IPv4-mapped traffic). Each error-queue entry becomes
+   * an `'icmpError'` event ({@link IcmpError}), or, while nobody listens, waits for
+   * {@link UdpSocket.tryRecvErrors} (up to 1024; more are counted in `icmpErrorOverflow`).
+   *
+   * The kernel also makes each ICMP error fail the socket's next send or receive once, whatever
+   * it carries (one dead peer would fail datagrams to others). With this on, such a failure is
+   * not reported: the entry is surfaced and the message sent again, once (nothing is sent
+   * twice or dropped). Genuine send errors still reject with `index`. Off (the default):
+   * connected sockets report an ICMP error as the failure of the message it stopped.
+   */
+  setReceiveErrors(on: boolean): void {
+    this.#checkOpen()
+    checkBoolean(on, 'on')
+    this.#call(() => this.#native.setReceiveErrors(on))
+    this.#receiveErrors = on
+    this.#updateInterest()
+  }
+
+  /**
+   * Error-queue entries waiting now, oldest first (at most `max`, 1–1024, default 64): those
+   * kept while nobody listened for `'icmpError'`, then what the kernel holds. Never waits.
+   */
+  tryRecvErrors(max?: number): IcmpError[] {
+    this.#checkOpen()
+    const limit = checkCount(max, 'max', 1, 1024, ERRORS_PER_READ)
+    const out = this.#errorBacklog.splice(0, limit)
+    if (out.length < limit) out.push(...this.#errorInbox.splice(0, limit - out.length))
+    if (out.length < limit) {
+      const raw = this.#call(() => this.#native.takeErrors(limit - out.length))
+      for (const entry of raw) out.push(toIcmpError(entry))
+    }
+    return out
+  }
+
+  /** Error-queue entries lost because more than 1024 waited for `tryRecvErrors()` (or the native side's 4096). */
+  get icmpErrorOverflow(): number {
+    if (this.#closed) return this.#errorOverflow
+    return this.#errorOverflow + this.#native.errorsOverflowed()
+  }
+
+  /**
+   * Path MTU discovery (`IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`): `'want'` (Linux's default:
+   * fragment locally above the known path MTU), `'do'` (don't-fragment; larger datagrams fail
+   * with `EMSGSIZE`), `'dont'` (never set DF), `'probe'` (DF set, path MTU ignored: for
+   * probing with chosen sizes).
+   */
+  setPathMtuDiscovery(mode: PathMtuDiscoveryMode): void {
+    this.#checkOpen()
+    if (typeof mode !== 'string') throw invalidArgType('mode', 'of type string', mode)
+    if (mode !== 'want' && mode !== 'do' && mode !== 'dont' && mode !== 'probe') {
+      throw typeError('ERR_INVALID_ARG_VALUE', `The argument 'mode' must be one of: 'want', 'do', 'dont', 'probe'. Received '${mode}'`)
+    }
+    this.#call(() => this.#native.setPathMtuDiscovery(mode))
+  }
+
+  /**
+   * The don't-fragment bit: on udp4 `IP_PMTUDISC_DO` (on) / `IP_PMTUDISC_DONT` (off); on udp6
+   * `IPV6_DONTFRAG` (and the udp4 setting for IPv4-mapped traffic).
+   */
+  setDontFragment(on: boolean): void {
+    this.#checkOpen()
+    checkBoolean(on, 'on')
+    this.#call(() => this.#native.setDontFragment(on))
+  }
+
+  /** The kernel's path MTU to the connected peer (`IP_MTU` / `IPV6_MTU`). Needs `connect()`. */
+  getPathMtu(): number {
+    this.#checkOpen()
+    if (!this.#connected) throw codedError('ERR_SOCKET_DGRAM_NOT_CONNECTED', 'getPathMtu() needs a connected socket: the path MTU is per destination')
+    return this.#call(() => this.#native.pathMtu())
   }
 
   #scheduleDrain(): void {
@@ -796,14 +1028,22 @@ export class UdpSocket extends EventEmitter {
   #onReady(bits: number): void {
     // One-shot (reactor thread): nothing is armed now until #updateInterest re-arms. The loop
     // poll stays armed; #updateInterest then only changes what differs.
-    if (!this.#levelTriggered) {
+    // An error report stops libuv's poll as well: re-arm whatever is wanted.
+    if (!this.#levelTriggered || bits & ERROR) {
       this.#armedRead = false
       this.#armedWrite = false
     }
+    this.#armedErrors = false
     if (this.#closed) return
     try {
+      // With error reporting on, the queue goes first: reading it clears the pending ICMP
+      // error that would otherwise fail the next send or receive once.
+      if (bits & ERROR && this.#receiveErrors) this.#collectQueuedErrors()
       if (bits & (WRITABLE | ERROR)) this.#flushQueue()
       if (bits & (READABLE | ERROR) && this.#wantsRead()) this.#drain()
+      // Whatever is still queued is read now (bounded), so that a non-empty error queue can
+      // never make the watcher report an error again and again without progress.
+      if (bits & ERROR) this.#collectQueuedErrors()
     } finally {
       this.#updateInterest()
     }
@@ -826,7 +1066,9 @@ export class UdpSocket extends EventEmitter {
       let n: number
       try {
         n = this.#recv(slab)
+        if (this.#receiveErrors) this.#collectKeptErrors()
       } catch (error) {
+        this.#collectKeptErrors()
         const e = fromNative(error) as Error & { syscall?: string }
         if (e.syscall === 'recvmmsg') e.syscall = 'recvmsg'
         this.emit('error', e)

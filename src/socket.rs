@@ -315,7 +315,6 @@ impl NativeSocket {
         guarded(&env, || {
             self.with_endpoint(|s| {
                 endpoint(s)
-                    .socket()
                     .disconnect()
                     .map_err(|e| Failure::system(e, "disconnect"))
             })
@@ -558,7 +557,7 @@ impl NativeSocket {
                     timestamps: slice_mut_of::<u64>(timestamps),
                 };
                 endpoint(s)
-                    .recv(&mut target)
+                    .recv_keeping_errors(&mut target)
                     .map(|n| n as u32)
                     .map_err(|e| Failure::system(e, "recvmmsg"))
             })
@@ -1146,4 +1145,173 @@ fn overlapping(ranges: &[(usize, usize)]) -> bool {
     let mut sorted: Vec<_> = ranges.iter().filter(|(a, b)| a < b).copied().collect();
     sorted.sort_unstable();
     sorted.windows(2).any(|w| w[1].0 < w[0].1)
+}
+
+// ---- the error queue (ICMP and path-MTU errors) and path MTU options ------------------------
+
+/// One error-queue entry as the TS layer receives it (see `mmsg_core::QueuedError`).
+#[napi(object)]
+pub struct QueuedErrorInfo {
+    /// Negative, as Node's `errno`.
+    pub errno: i32,
+    /// `ECONNREFUSED`, `EMSGSIZE`, ... (empty for errno 0).
+    pub code: String,
+    /// `local`, `icmp`, `icmp6`, `none`, or `origin-N` for other origins.
+    pub origin: String,
+    /// ICMP / ICMPv6 type.
+    #[napi(js_name = "type")]
+    pub icmp_type: u32,
+    pub icmp_code: u32,
+    /// `ee_info` (the MTU for "fragmentation needed" / "packet too big" / local EMSGSIZE).
+    pub info: u32,
+    /// Where the datagram the error is about was going.
+    pub destination: Option<AddressInfo>,
+    /// The address of the node that reported the error.
+    pub offender: Option<String>,
+    /// Bytes of that datagram the kernel returned with the entry.
+    pub payload_length: u32,
+}
+
+impl From<mmsg_core::QueuedError> for QueuedErrorInfo {
+    fn from(entry: mmsg_core::QueuedError) -> Self {
+        use mmsg_core::ErrorOrigin;
+        let origin = match entry.origin {
+            ErrorOrigin::None => "none".to_owned(),
+            ErrorOrigin::Local => "local".to_owned(),
+            ErrorOrigin::Icmp => "icmp".to_owned(),
+            ErrorOrigin::Icmp6 => "icmp6".to_owned(),
+            ErrorOrigin::Other(n) => format!("origin-{n}"),
+        };
+        QueuedErrorInfo {
+            errno: -entry.errno,
+            code: if entry.errno == 0 {
+                String::new()
+            } else {
+                mmsg_core::errno::errno_name(entry.errno).to_owned()
+            },
+            origin,
+            icmp_type: u32::from(entry.icmp_type),
+            icmp_code: u32::from(entry.icmp_code),
+            info: entry.info,
+            destination: entry.destination.map(AddressInfo::from),
+            offender: entry.offender.map(|o| AddressInfo::from(o).address),
+            payload_length: entry.payload_len as u32,
+        }
+    }
+}
+
+#[napi]
+impl NativeSocket {
+    /// `IP_RECVERR` / `IPV6_RECVERR` for any socket, with the core's pending-error retry.
+    #[napi]
+    pub fn set_receive_errors(&self, env: Env, on: bool) -> Result<()> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .set_receive_errors(on)
+                    .map_err(|e| Failure::system(e, "setsockopt"))
+            })
+        })
+    }
+
+    /// Up to `max` error-queue entries: those sends and receives already read, then the
+    /// kernel's queue (never blocking).
+    #[napi]
+    pub fn take_errors(&self, env: Env, max: u32) -> Result<Vec<QueuedErrorInfo>> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                let entries = endpoint(s)
+                    .take_errors(max as usize)
+                    .map_err(|e| Failure::system(e, "recvmsg"))?;
+                Ok(entries.into_iter().map(QueuedErrorInfo::from).collect())
+            })
+        })
+    }
+
+    /// Entries already read by sends and receives and not yet taken (no system call).
+    #[napi]
+    pub fn kept_error_count(&self, env: Env) -> Result<u32> {
+        guarded(&env, || {
+            self.with_endpoint(|s| Ok(endpoint(s).kept_error_count() as u32))
+        })
+    }
+
+    /// Entries the core could not keep because none were taken (it keeps 4096).
+    #[napi]
+    pub fn errors_overflowed(&self, env: Env) -> Result<f64> {
+        guarded(&env, || {
+            self.with_endpoint(|s| Ok(endpoint(s).errors_overflowed() as f64))
+        })
+    }
+
+    /// `IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`: `want`, `do`, `dont` or `probe`.
+    #[napi]
+    pub fn set_path_mtu_discovery(&self, env: Env, mode: String) -> Result<()> {
+        guarded(&env, || {
+            let mode = match mode.as_str() {
+                "want" => mmsg_core::PathMtuDiscovery::Want,
+                "do" => mmsg_core::PathMtuDiscovery::Do,
+                "dont" => mmsg_core::PathMtuDiscovery::Dont,
+                "probe" => mmsg_core::PathMtuDiscovery::Probe,
+                other => return Err(Failure::Range(format!("unknown path MTU mode {other}"))),
+            };
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .set_path_mtu_discovery(mode)
+                    .map_err(|e| Failure::system(e, "setsockopt"))
+            })
+        })
+    }
+
+    /// The don't-fragment bit (`IP_PMTUDISC_DO`/`DONT`, `IPV6_DONTFRAG`).
+    #[napi]
+    pub fn set_dont_fragment(&self, env: Env, on: bool) -> Result<()> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .set_dont_fragment(on)
+                    .map_err(|e| Failure::system(e, "setsockopt"))
+            })
+        })
+    }
+
+    /// `IP_MTU` / `IPV6_MTU` of a connected socket.
+    #[napi]
+    pub fn path_mtu(&self, env: Env) -> Result<u32> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .path_mtu()
+                    .map_err(|e| Failure::system(e, "getsockopt"))
+            })
+        })
+    }
+
+    /// Watches only for errors (a non-empty error queue), not readability: for a socket whose
+    /// owner wants its ICMP errors but is not receiving. Does not keep the loop alive. After
+    /// each error notification call it again (or `arm`) to keep watching.
+    #[napi]
+    pub fn arm_errors(&self, env: Env) -> Result<()> {
+        guarded(&env, || {
+            let state = self.state.try_borrow().map_err(|_| Failure::Busy)?;
+            match state.wake.as_ref() {
+                Some(Wake {
+                    registration: Watcher::Loop(poll),
+                    ..
+                }) => poll
+                    .arm_errors_only()
+                    .map_err(|e| Failure::system(e, "uv_poll_start")),
+                // epoll reports EPOLLERR even with no events asked for.
+                Some(wake) => wake
+                    .registration
+                    .arm(false, false)
+                    .map_err(|e| Failure::system(e, "epoll_ctl")),
+                None => Err(Failure::Closed),
+            }
+        })?;
+        self.apply_ref(&env, false)
+    }
 }

@@ -2,7 +2,7 @@
 //! buffer for `sendmsg`, and an iterator ([`Cmsgs`]) over what `recvmsg` wrote, yielding
 //! [`Cmsg`] values. Safe code only: the raw header reads and writes are in `sys`.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use crate::sys;
 
@@ -27,12 +27,105 @@ pub enum Cmsg<'a> {
     GsoSegment(u16),
     /// `SO_RXQ_OVFL`: the socket's running count of dropped datagrams.
     DropCount(u32),
+    /// `IP_RECVERR` / `IPV6_RECVERR` (read with `MSG_ERRQUEUE`): one error-queue entry, a
+    /// `struct sock_extended_err` and the `SO_EE_OFFENDER` address after it.
+    ExtendedError(ExtendedError),
     /// Anything else (or a known kind with a payload of an unexpected size).
     Other {
         level: i32,
         kind: i32,
         data: &'a [u8],
     },
+}
+
+/// A decoded `struct sock_extended_err` (linux/errqueue.h) with its offender address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExtendedError {
+    /// `ee_errno`: the error, e.g. `ECONNREFUSED` or `EMSGSIZE` (positive).
+    pub errno: u32,
+    /// `ee_origin`: who reported it (`SO_EE_ORIGIN_*`: 1 local, 2 ICMP, 3 ICMPv6, ...).
+    pub origin: u8,
+    /// `ee_type`: the ICMP / ICMPv6 type (0 for local errors).
+    pub icmp_type: u8,
+    /// `ee_code`: the ICMP / ICMPv6 code.
+    pub icmp_code: u8,
+    /// `ee_info`: the path MTU for "fragmentation needed" / "packet too big" and for local
+    /// `EMSGSIZE`; otherwise usually 0.
+    pub info: u32,
+    /// `ee_data`: origin-specific (unused by ICMP errors).
+    pub data: u32,
+    /// `SO_EE_OFFENDER`: the node that reported the error (the router or host that sent the
+    /// ICMP message); `None` when the kernel gives none (family `AF_UNSPEC`, local errors).
+    pub offender: Option<SocketAddr>,
+    /// The control message came at the IPv6 level (`SOL_IPV6`/`IPV6_RECVERR`: any error on an
+    /// IPv6 socket, IPv4-mapped traffic included) rather than `SOL_IP`/`IP_RECVERR`.
+    pub ipv6_level: bool,
+}
+
+/// Size of `struct sock_extended_err`: `u32 errno; u8 origin, type, code, pad; u32 info, data`.
+const EXTENDED_ERROR_LEN: usize = 16;
+
+/// Reads a `sockaddr_in` / `sockaddr_in6` laid out in `bytes` (as the kernel writes them:
+/// family in native order, port and addresses in network order). `None` for any other family
+/// (notably `AF_UNSPEC`, "no address") or too few bytes.
+pub fn sockaddr_from_bytes(bytes: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes(bytes.get(0..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?);
+    match i32::from(family) {
+        libc::AF_INET => {
+            let ip: [u8; 4] = bytes.get(4..8)?.try_into().ok()?;
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+        }
+        libc::AF_INET6 => {
+            let flow = u32::from_be_bytes(bytes.get(4..8)?.try_into().ok()?);
+            let ip: [u8; 16] = bytes.get(8..24)?.try_into().ok()?;
+            let scope = u32::from_ne_bytes(bytes.get(24..28)?.try_into().ok()?);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                flow,
+                scope,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The bytes of a `sockaddr_in` (16) / `sockaddr_in6` (28) for `address` (`None`: 16 zero
+/// bytes, `AF_UNSPEC`): the inverse of [`sockaddr_from_bytes`], used to encode test entries.
+fn sockaddr_to_bytes(address: Option<SocketAddr>, out: &mut Vec<u8>) {
+    match address {
+        None => out.extend_from_slice(&[0; 16]),
+        Some(SocketAddr::V4(v4)) => {
+            out.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+            out.extend_from_slice(&v4.port().to_be_bytes());
+            out.extend_from_slice(&v4.ip().octets());
+            out.extend_from_slice(&[0; 8]);
+        }
+        Some(SocketAddr::V6(v6)) => {
+            out.extend_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+            out.extend_from_slice(&v6.port().to_be_bytes());
+            out.extend_from_slice(&v6.flowinfo().to_be_bytes());
+            out.extend_from_slice(&v6.ip().octets());
+            out.extend_from_slice(&v6.scope_id().to_ne_bytes());
+        }
+    }
+}
+
+fn decode_extended_error(data: &[u8], ipv6_level: bool) -> Option<ExtendedError> {
+    if data.len() < EXTENDED_ERROR_LEN {
+        return None;
+    }
+    Some(ExtendedError {
+        errno: u32_at(data, 0)?,
+        origin: data[4],
+        icmp_type: data[5],
+        icmp_code: data[6],
+        info: u32_at(data, 8)?,
+        data: u32_at(data, 12)?,
+        offender: sockaddr_from_bytes(&data[EXTENDED_ERROR_LEN..]),
+        ipv6_level,
+    })
 }
 
 /// Bytes a control message with `payload` bytes of data takes (`CMSG_SPACE`).
@@ -76,7 +169,9 @@ fn encode(message: &Cmsg<'_>, out: &mut [u8; 20]) -> (i32, i32, usize) {
             out[16..20].copy_from_slice(&ifindex.to_ne_bytes());
             (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, 20)
         }
-        Cmsg::TimestampNs(_) | Cmsg::Other { .. } => unreachable!("encoded by the caller"),
+        Cmsg::TimestampNs(_) | Cmsg::Other { .. } | Cmsg::ExtendedError(_) => {
+            unreachable!("encoded by the caller")
+        }
         Cmsg::GroSegment(size) => {
             out[..4].copy_from_slice(&(size as i32).to_ne_bytes());
             (libc::SOL_UDP, libc::UDP_GRO, 4)
@@ -128,6 +223,22 @@ impl<'a> Encoder<'a> {
                 bytes[..half].copy_from_slice(&(ns / 1_000_000_000).to_ne_bytes()[..half]);
                 bytes[half..].copy_from_slice(&(ns % 1_000_000_000).to_ne_bytes()[..half]);
                 self.push_raw(libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS, &bytes)
+            }
+            Cmsg::ExtendedError(entry) => {
+                // What the kernel writes (only the kernel sends these; encoding them is for
+                // tests of the decoder).
+                let mut bytes = Vec::with_capacity(EXTENDED_ERROR_LEN + 28);
+                bytes.extend_from_slice(&entry.errno.to_ne_bytes());
+                bytes.extend_from_slice(&[entry.origin, entry.icmp_type, entry.icmp_code, 0]);
+                bytes.extend_from_slice(&entry.info.to_ne_bytes());
+                bytes.extend_from_slice(&entry.data.to_ne_bytes());
+                sockaddr_to_bytes(entry.offender, &mut bytes);
+                let (level, kind) = if entry.ipv6_level {
+                    (libc::SOL_IPV6, libc::IPV6_RECVERR)
+                } else {
+                    (libc::SOL_IP, libc::IP_RECVERR)
+                };
+                self.push_raw(level, kind, &bytes)
             }
             _ => {
                 let mut payload = [0u8; 20];
@@ -226,6 +337,12 @@ fn decode(level: i32, kind: i32, data: &[u8]) -> Cmsg<'_> {
         (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if data.len() >= 4 => {
             u32_at(data, 0).map(Cmsg::DropCount)
         }
+        (libc::SOL_IP, libc::IP_RECVERR) => {
+            decode_extended_error(data, false).map(Cmsg::ExtendedError)
+        }
+        (libc::SOL_IPV6, libc::IPV6_RECVERR) => {
+            decode_extended_error(data, true).map(Cmsg::ExtendedError)
+        }
         _ => None,
     };
     decoded.unwrap_or(other)
@@ -320,6 +437,84 @@ mod tests {
         let decoded: Vec<_> = iter(&bytes).collect();
         assert_eq!(decoded[0], Cmsg::Tos(1));
         assert!(matches!(decoded[1], Cmsg::Other { .. }));
+    }
+
+    #[test]
+    fn extended_errors_decode_with_and_without_offender() {
+        let frag_needed = ExtendedError {
+            errno: libc::EMSGSIZE as u32,
+            origin: libc::SO_EE_ORIGIN_ICMP,
+            icmp_type: 3,
+            icmp_code: 4,
+            info: 1280,
+            data: 0,
+            offender: Some("10.241.2.1:0".parse().unwrap()),
+            ipv6_level: false,
+        };
+        let too_big = ExtendedError {
+            errno: libc::EMSGSIZE as u32,
+            origin: libc::SO_EE_ORIGIN_ICMP6,
+            icmp_type: 2,
+            icmp_code: 0,
+            info: 1280,
+            data: 0,
+            offender: Some("[fd00:241:2::1%3]:0".parse().unwrap()),
+            ipv6_level: true,
+        };
+        let local = ExtendedError {
+            errno: libc::EMSGSIZE as u32,
+            origin: libc::SO_EE_ORIGIN_LOCAL,
+            icmp_type: 0,
+            icmp_code: 0,
+            info: 1500,
+            data: 0,
+            offender: None,
+            ipv6_level: false,
+        };
+        let messages = [
+            Cmsg::ExtendedError(frag_needed),
+            Cmsg::ExtendedError(too_big),
+            Cmsg::ExtendedError(local),
+        ];
+        let bytes = round_trip(&messages);
+        assert_eq!(bytes.len(), space(32) + space(44) + space(32));
+        let decoded: Vec<_> = iter(&bytes).collect();
+        assert_eq!(decoded, messages);
+    }
+
+    #[test]
+    fn extended_errors_from_kernel_bytes() {
+        // Bytes as the kernel lays out an ICMP "port unreachable" from 10.241.2.2 (IPv4 level).
+        let mut data = Vec::new();
+        data.extend_from_slice(&(libc::ECONNREFUSED as u32).to_ne_bytes());
+        data.extend_from_slice(&[2, 3, 3, 0]);
+        data.extend_from_slice(&0u32.to_ne_bytes());
+        data.extend_from_slice(&0u32.to_ne_bytes());
+        data.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        data.extend_from_slice(&[0, 0, 10, 241, 2, 2]);
+        data.extend_from_slice(&[0; 8]);
+        let bytes = round_trip(&[Cmsg::Other {
+            level: libc::SOL_IP,
+            kind: libc::IP_RECVERR,
+            data: &data,
+        }]);
+        let decoded: Vec<_> = iter(&bytes).collect();
+        let Cmsg::ExtendedError(entry) = decoded[0] else {
+            panic!("not decoded: {decoded:?}");
+        };
+        assert_eq!(entry.errno, libc::ECONNREFUSED as u32);
+        assert_eq!((entry.origin, entry.icmp_type, entry.icmp_code), (2, 3, 3));
+        assert_eq!(entry.offender, Some("10.241.2.2:0".parse().unwrap()));
+        // Cut inside the struct: not decodable, kept raw.
+        let short = round_trip(&[Cmsg::Other {
+            level: libc::SOL_IPV6,
+            kind: libc::IPV6_RECVERR,
+            data: &data[..10],
+        }]);
+        assert!(matches!(iter(&short).next(), Some(Cmsg::Other { .. })));
+        // A cut offender is no offender.
+        assert_eq!(sockaddr_from_bytes(&data[16..20]), None);
+        assert_eq!(sockaddr_from_bytes(&[0; 16]), None);
     }
 
     #[test]

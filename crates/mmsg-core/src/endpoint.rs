@@ -9,6 +9,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 
+use crate::errqueue::{self, ErrorReporting, QueuedError};
 use crate::gso::{self, GsoSupport, SegmentedReport};
 use crate::plan::{PlanReport, SendPlan};
 use crate::recv::{DatagramInfo, RecvMeta, RecvScratch, Slab};
@@ -171,6 +172,10 @@ pub struct Endpoint {
     /// A descriptor handed to JS as `socket.fd`, with its identity, closed with the endpoint
     /// only if it still is ours.
     public_fd: Option<(RawFd, (u64, u64))>,
+    /// Error-queue entries read by sends and receives, oldest first, until taken.
+    queued_errors: Vec<QueuedError>,
+    /// Entries not kept because `queued_errors` was full (nobody took them).
+    errors_overflowed: u64,
 }
 
 impl Endpoint {
@@ -193,6 +198,8 @@ impl Endpoint {
             metadata: RecvMetadata::default(),
             kernel_drops: 0,
             public_fd: None,
+            queued_errors: Vec::new(),
+            errors_overflowed: 0,
         }
     }
 
@@ -474,6 +481,98 @@ fn store_copy(
 
 fn is_would_block(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Most error-queue entries an endpoint keeps for its owner before counting them as overflow.
+pub const MAX_KEPT_ERRORS: usize = 4096;
+
+// ---- the error queue: ICMP and path-MTU errors -----------------------------------------------
+
+impl Endpoint {
+    /// Turns error reporting on or off (see [`UdpSocket::set_receive_errors`]); with it on,
+    /// sends and [`Endpoint::recv_keeping_errors`] keep every error-queue entry and do not fail
+    /// because of an ICMP error that arrived meanwhile (see [`ErrorReporting::Surface`]).
+    pub fn set_receive_errors(&mut self, on: bool) -> io::Result<()> {
+        self.socket.set_receive_errors(on)?;
+        self.send_scratch.set_error_reporting(if on {
+            ErrorReporting::Surface
+        } else {
+            ErrorReporting::Attribute
+        });
+        Ok(())
+    }
+
+    pub fn receive_errors(&self) -> bool {
+        self.send_scratch.error_reporting() == ErrorReporting::Surface
+    }
+
+    /// Moves entries read by sends into `queued_errors`, counting what does not fit.
+    fn gather_send_errors(&mut self) {
+        self.send_scratch
+            .take_queued_errors(&mut self.queued_errors);
+        if self.queued_errors.len() > MAX_KEPT_ERRORS {
+            // The newest go: the oldest were kept first, as the kernel's own bounded queue does.
+            let extra = self.queued_errors.len() - MAX_KEPT_ERRORS;
+            self.queued_errors.truncate(MAX_KEPT_ERRORS);
+            self.errors_overflowed += extra as u64;
+        }
+    }
+
+    /// Entries already read (by sends, receives or a disconnect) and not yet taken.
+    pub fn kept_error_count(&mut self) -> usize {
+        self.gather_send_errors();
+        self.queued_errors.len()
+    }
+
+    /// Entries dropped because too many were kept and none taken (see [`MAX_KEPT_ERRORS`]).
+    pub fn errors_overflowed(&self) -> u64 {
+        self.errors_overflowed
+    }
+
+    /// Up to `max` error entries, oldest first: those already read by sends and receives, then
+    /// what the kernel's error queue holds now (never blocking). Reading the kernel's queue
+    /// empty also clears the socket's pending ICMP error.
+    pub fn take_errors(&mut self, max: usize) -> io::Result<Vec<QueuedError>> {
+        self.gather_send_errors();
+        let kept = self.queued_errors.len().min(max);
+        let mut out: Vec<QueuedError> = self.queued_errors.drain(..kept).collect();
+        if out.len() < max {
+            errqueue::read_error_queue(self.socket.raw_fd(), max - out.len(), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// [`Endpoint::recv`], but with error reporting on a receive that fails only because an
+    /// ICMP error arrived (the kernel's pending error, which fails one receive) reads the
+    /// error queue (keeping the entries) and receives again, once. Without error reporting it
+    /// is exactly `recv`.
+    pub fn recv_keeping_errors(&mut self, target: &mut RecvTarget<'_>) -> io::Result<usize> {
+        match self.recv(target) {
+            Err(error) if self.receive_errors() => {
+                let first_new = self.queued_errors.len();
+                let fd = self.socket.raw_fd();
+                errqueue::read_error_queue(
+                    fd,
+                    errqueue::MAX_ENTRIES_PER_READ,
+                    &mut self.queued_errors,
+                )?;
+                if errqueue::is_pending_icmp_error(&error, &self.queued_errors[first_new..]) {
+                    self.recv(target)
+                } else {
+                    Err(error)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Dissolves a `connect`, first keeping what the error queue holds (the disconnect would
+    /// otherwise empty it and lose the entries).
+    pub fn disconnect(&mut self) -> io::Result<()> {
+        let fd = self.socket.raw_fd();
+        errqueue::read_error_queue(fd, errqueue::MAX_ENTRIES_PER_READ, &mut self.queued_errors)?;
+        self.socket.disconnect()
+    }
 }
 
 impl Drop for Endpoint {

@@ -11,6 +11,7 @@
 //! - [`endpoint`]: what one JS socket owns (descriptor, scratch, capabilities, drop counter);
 //! - [`socket`]: a non-blocking UDP socket with `node:dgram`'s options;
 //! - [`reactor`]: one epoll thread that tells the JS thread when a socket is ready;
+//! - [`errqueue`]: the socket error queue (ICMP / path-MTU errors) as plain entries;
 //! - [`addr`], [`errno`]: addresses and error names;
 //! - `sys`: the only module with `unsafe` code.
 
@@ -18,6 +19,7 @@ pub mod addr;
 pub mod cmsg;
 pub mod endpoint;
 pub mod errno;
+pub mod errqueue;
 pub mod gso;
 pub mod plan;
 pub mod reactor;
@@ -29,6 +31,7 @@ mod sys;
 
 pub use addr::{AddrError, SockAddr};
 pub use endpoint::{recv_flags, Endpoint, RecvMetadata, RecvTarget};
+pub use errqueue::{ErrorOrigin, ErrorReporting, QueuedError};
 pub use gso::{send_segmented, GsoSupport, SegmentedReport, MAX_GSO_SEGMENTS};
 pub use plan::{
     OnceError, PlanError, PlanReport, PlanStop, SendPlan, CONNECTED_PEER, MAX_PLAN_MESSAGES,
@@ -40,8 +43,8 @@ pub use send::{
 };
 pub use slab::SlabLayout;
 pub use socket::{
-    datagram_socket_family, destination_for_family, Family, MembershipError, SocketOptions,
-    UdpSocket,
+    datagram_socket_family, destination_for_family, Family, MembershipError, PathMtuDiscovery,
+    SocketOptions, UdpSocket,
 };
 
 /// Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP).

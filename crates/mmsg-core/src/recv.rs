@@ -246,7 +246,7 @@ fn decode_metadata(control: &[u8], meta: &mut RecvMeta) {
             Cmsg::TimestampNs(ns) => meta.info.timestamp_ns = Some(ns),
             Cmsg::GroSegment(size) => meta.gro_segment_size = Some(size),
             Cmsg::DropCount(count) => meta.drops = Some(count),
-            Cmsg::GsoSegment(_) | Cmsg::Other { .. } => {}
+            Cmsg::GsoSegment(_) | Cmsg::Other { .. } | Cmsg::ExtendedError(_) => {}
         }
     }
 }

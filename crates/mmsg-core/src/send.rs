@@ -10,6 +10,7 @@ use std::os::fd::RawFd;
 
 use crate::addr::SockAddr;
 use crate::cmsg::{Cmsg, Encoder};
+use crate::errqueue::{self, ErrorReporting, QueuedError};
 use crate::sys;
 
 /// The kernel caps `vlen` at UIO_MAXIOV: more headers than this are silently ignored per call.
@@ -55,11 +56,29 @@ pub struct SendScratch {
     /// Control-message space for GSO / TOS messages of the current chunk, 8-byte aligned.
     control: Vec<[u64; SEND_CONTROL_WORDS]>,
     bytes_sent: Vec<u32>,
+    /// How sends treat the error queue (see [`ErrorReporting`]).
+    error_reporting: ErrorReporting,
+    /// Error-queue entries read by sends, oldest first, until the owner takes them.
+    queued_errors: Vec<QueuedError>,
 }
 
 impl SendScratch {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets how sends with this scratch treat the socket's error queue.
+    pub fn set_error_reporting(&mut self, mode: ErrorReporting) {
+        self.error_reporting = mode;
+    }
+
+    pub fn error_reporting(&self) -> ErrorReporting {
+        self.error_reporting
+    }
+
+    /// Moves the error-queue entries sends have read (oldest first) to the end of `out`.
+    pub fn take_queued_errors(&mut self, out: &mut Vec<QueuedError>) {
+        out.append(&mut self.queued_errors);
     }
 
     /// Starts a new, empty batch whose segments borrow data for `'data`.
@@ -248,6 +267,8 @@ impl<'data> Batch<'_, 'data> {
         // its own error (if any) comes back from the kernel directly and cannot be confused
         // with an older entry of the error queue.
         let mut retry_alone = false;
+        // The message last sent again because a pending ICMP error failed it (at most once).
+        let mut retried_pending: Option<usize> = None;
         while sent < total {
             let chunk_len = if retry_alone {
                 1
@@ -272,9 +293,19 @@ impl<'data> Batch<'_, 'data> {
                         // the batch was a soft error that the failed attempt consumed (an ICMP
                         // report, `sk_err`). With IP_RECVERR (connected sockets) it also waits
                         // in the error queue: report it rather than lose it.
-                        if accepted == 1 {
-                            if let Some(error) = sys::take_queued_error(fd) {
-                                drain_error_queue(fd);
+                        if accepted == 1 && scratch.error_reporting == ErrorReporting::Surface {
+                            // The entry that stopped the batch is not this message's failure
+                            // (it went out): keep it for the caller with any others.
+                            drain_error_queue(fd, &mut scratch.queued_errors);
+                        } else if accepted == 1 {
+                            // Every entry is kept for the caller; the oldest names the error.
+                            let first_new = scratch.queued_errors.len();
+                            drain_error_queue(fd, &mut scratch.queued_errors);
+                            let named = scratch.queued_errors[first_new..]
+                                .iter()
+                                .find(|entry| entry.errno != 0)
+                                .map(|entry| io::Error::from_raw_os_error(entry.errno));
+                            if let Some(error) = named {
                                 return SendReport {
                                     sent,
                                     stop: SendStop::Failed {
@@ -296,10 +327,33 @@ impl<'data> Batch<'_, 'data> {
                             stop: SendStop::WouldBlock,
                         }
                     }
+                    _ if scratch.error_reporting == ErrorReporting::Surface
+                        && retried_pending != Some(sent) =>
+                    {
+                        // With error reporting on, every ICMP error also sets the socket's
+                        // pending error, which fails the next send once whatever it carries.
+                        // If an ICMP entry of this errno was waiting, reading the queue has
+                        // cleared that pending error: send the same message again, once (the
+                        // failed call sent nothing, so nothing goes out twice).
+                        let first_new = scratch.queued_errors.len();
+                        drain_error_queue(fd, &mut scratch.queued_errors);
+                        if errqueue::is_pending_icmp_error(
+                            &error,
+                            &scratch.queued_errors[first_new..],
+                        ) {
+                            retried_pending = Some(sent);
+                            continue;
+                        }
+                        return SendReport {
+                            sent,
+                            stop: SendStop::Failed { index: sent, error },
+                        };
+                    }
                     _ => {
                         // This error is the message's own. Whatever the error queue holds is
-                        // older: empty it so that no later batch is charged with it.
-                        drain_error_queue(fd);
+                        // older: empty it (into the kept entries) so that no later batch is
+                        // charged with it.
+                        drain_error_queue(fd, &mut scratch.queued_errors);
                         return SendReport {
                             sent,
                             stop: SendStop::Failed { index: sent, error },
@@ -335,13 +389,10 @@ impl<'data> Batch<'_, 'data> {
     }
 }
 
-/// Empties a socket's error queue (bounded: the queue is finite, but a peer keeps adding).
-pub(crate) fn drain_error_queue(fd: RawFd) -> usize {
-    let mut drained = 0;
-    while drained < 1024 && sys::take_queued_error(fd).is_some() {
-        drained += 1;
-    }
-    drained
+/// Empties a socket's error queue into `kept` (bounded: the queue is finite, but a peer keeps
+/// adding). A read error (none is expected on a UDP socket) ends it.
+pub(crate) fn drain_error_queue(fd: RawFd, kept: &mut Vec<QueuedError>) -> usize {
+    errqueue::read_error_queue(fd, errqueue::MAX_ENTRIES_PER_READ, kept).unwrap_or(0)
 }
 
 impl SendScratch {

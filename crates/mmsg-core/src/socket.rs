@@ -40,6 +40,9 @@ pub struct SocketOptions {
 pub struct UdpSocket {
     fd: OwnedFd,
     family: Family,
+    /// The caller turned error reporting on ([`UdpSocket::set_receive_errors`]): `IP_RECVERR`
+    /// stays on when the socket is disconnected.
+    errors_wanted: std::sync::atomic::AtomicBool,
 }
 
 impl UdpSocket {
@@ -48,6 +51,7 @@ impl UdpSocket {
         let socket = UdpSocket {
             fd: sys::udp_socket(family.domain())?,
             family,
+            errors_wanted: Default::default(),
         };
         let fd = socket.raw_fd();
         if options.reuse_addr {
@@ -84,7 +88,11 @@ impl UdpSocket {
         let family = datagram_socket_family(fd)?;
         let owned = sys::dup_cloexec(fd)?;
         sys::set_nonblocking(owned.as_fd(), true)?;
-        Ok(UdpSocket { fd: owned, family })
+        Ok(UdpSocket {
+            fd: owned,
+            family,
+            errors_wanted: Default::default(),
+        })
     }
 
     pub fn family(&self) -> Family {
@@ -149,7 +157,7 @@ impl UdpSocket {
 
     /// Dissolves the association made by `connect`.
     pub fn disconnect(&self) -> io::Result<()> {
-        self.set_recv_errors(false)?;
+        self.set_recv_errors(self.receive_errors())?;
         self.drain_error_queue();
         match sys::connect(self.raw_fd(), None) {
             // Linux may answer EAFNOSUPPORT for AF_UNSPEC on some kernels after dissolving.
@@ -416,6 +424,99 @@ impl UdpSocket {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         let code = self.get_int(libc::SOL_SOCKET, libc::SO_ERROR)?;
         Ok((code != 0).then(|| io::Error::from_raw_os_error(code)))
+    }
+}
+
+/// Path MTU discovery modes (`IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER`, `IP_PMTUDISC_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathMtuDiscovery {
+    /// `IP_PMTUDISC_WANT` (Linux's default): DF set, but datagrams larger than the known path
+    /// MTU are fragmented locally.
+    Want,
+    /// `IP_PMTUDISC_DO`: DF always set; a datagram larger than the known path MTU fails with
+    /// `EMSGSIZE` (and a local error-queue entry).
+    Do,
+    /// `IP_PMTUDISC_DONT`: DF never set; routers may fragment.
+    Dont,
+    /// `IP_PMTUDISC_PROBE`: DF set and the path MTU ignored (only the device MTU limits sends):
+    /// for probing the path with datagrams of chosen sizes.
+    Probe,
+}
+
+impl PathMtuDiscovery {
+    fn value(self) -> i32 {
+        // The IPv6 constants (`IPV6_PMTUDISC_*`) have the same values.
+        match self {
+            PathMtuDiscovery::Want => libc::IP_PMTUDISC_WANT,
+            PathMtuDiscovery::Do => libc::IP_PMTUDISC_DO,
+            PathMtuDiscovery::Dont => libc::IP_PMTUDISC_DONT,
+            PathMtuDiscovery::Probe => libc::IP_PMTUDISC_PROBE,
+        }
+    }
+}
+
+// ---- error reporting and path MTU ---------------------------------------------------------
+
+impl UdpSocket {
+    /// Turns error reporting on or off for this socket, connected or not: `IP_RECVERR` (and on
+    /// IPv6 sockets `IPV6_RECVERR` plus `IP_RECVERR` for IPv4-mapped traffic), so that ICMP
+    /// and local errors are kept in the error queue ([`crate::errqueue`]). Off on a connected
+    /// socket keeps it on: connected sends use it to attribute ICMP errors to messages.
+    pub fn set_receive_errors(&self, on: bool) -> io::Result<()> {
+        let connected = self.peer_addr().is_ok();
+        self.set_recv_errors(on || connected)?;
+        self.errors_wanted
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether [`UdpSocket::set_receive_errors`] turned error reporting on.
+    pub fn receive_errors(&self) -> bool {
+        self.errors_wanted
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `IP_MTU_DISCOVER` (udp4) or `IPV6_MTU_DISCOVER` (udp6, plus `IP_MTU_DISCOVER` for
+    /// IPv4-mapped traffic where the socket allows it).
+    pub fn set_path_mtu_discovery(&self, mode: PathMtuDiscovery) -> io::Result<()> {
+        match self.family {
+            Family::V4 => self.set_int(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, mode.value()),
+            Family::V6 => {
+                self.set_int(libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER, mode.value())?;
+                // An IPv6-only socket may refuse the IPv4 option: it sends no IPv4 anyway.
+                let _ = self.set_int(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, mode.value());
+                Ok(())
+            }
+        }
+    }
+
+    /// The don't-fragment bit: on udp4 `IP_MTU_DISCOVER` `IP_PMTUDISC_DO` (on) or
+    /// `IP_PMTUDISC_DONT` (off); on udp6 `IPV6_DONTFRAG` (IPv6 hosts never fragment in
+    /// transit, this stops local fragmentation), plus the udp4 setting for IPv4-mapped traffic.
+    pub fn set_dont_fragment(&self, on: bool) -> io::Result<()> {
+        let v4_mode = if on {
+            PathMtuDiscovery::Do
+        } else {
+            PathMtuDiscovery::Dont
+        };
+        match self.family {
+            Family::V4 => self.set_int(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v4_mode.value()),
+            Family::V6 => {
+                self.set_int(libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, on.into())?;
+                let _ = self.set_int(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, v4_mode.value());
+                Ok(())
+            }
+        }
+    }
+
+    /// The kernel's current path MTU to the connected peer (`IP_MTU` / `IPV6_MTU`);
+    /// `ENOTCONN` on an unconnected socket.
+    pub fn path_mtu(&self) -> io::Result<u32> {
+        let mtu = match self.family {
+            Family::V4 => self.get_int(libc::IPPROTO_IP, libc::IP_MTU)?,
+            Family::V6 => self.get_int(libc::IPPROTO_IPV6, libc::IPV6_MTU)?,
+        };
+        Ok(mtu.max(0) as u32)
     }
 }
 

@@ -380,6 +380,65 @@ pub fn take_queued_error(fd: RawFd) -> Option<io::Error> {
     None
 }
 
+/// What one `recvmsg(MSG_ERRQUEUE)` returned (see [`recv_error_queue`]).
+pub struct ErrorQueueRead {
+    /// Bytes of the original datagram copied into the payload buffer.
+    pub payload_len: usize,
+    /// `msg_flags` (`MSG_TRUNC`: the payload did not fit, `MSG_CTRUNC`: the control data).
+    pub flags: libc::c_int,
+    /// `msg_name`: the destination of the datagram the error is about.
+    pub destination: Option<SocketAddr>,
+    /// Bytes of `control` the kernel filled.
+    pub control_len: usize,
+}
+
+/// One `recvmsg(fd, MSG_ERRQUEUE | MSG_DONTWAIT)`: takes the oldest error-queue entry, its
+/// payload into `payload` and its control messages into `control`. `Ok(None)`: the queue is
+/// empty (`EAGAIN`). Unlike [`take_queued_error`] it keeps everything the kernel gave.
+pub fn recv_error_queue(
+    fd: RawFd,
+    payload: &mut [u8],
+    control: &mut [u64],
+) -> io::Result<Option<ErrorQueueRead>> {
+    let mut iov = iovec_for_mut(payload);
+    let mut name = SockAddrStorage::new();
+    // SAFETY: a zeroed msghdr (valid) pointing at `iov` (describing `payload`), at `name`
+    // (writable for `name.len` bytes) and at `control` (writable for its byte size), all live
+    // for the call; the kernel writes at most those lengths and stores the real ones back.
+    let (n, header) = unsafe {
+        let mut header = MaybeUninit::<libc::msghdr>::zeroed().assume_init();
+        header.msg_name = name.as_mut_ptr().cast();
+        header.msg_namelen = name.len;
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = std::mem::size_of_val(control) as _;
+        let n = libc::recvmsg(fd, &mut header, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT);
+        (n, header)
+    };
+    if n < 0 {
+        let error = io::Error::last_os_error();
+        return match error.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(None),
+            _ => Err(error),
+        };
+    }
+    name.len = header.msg_namelen;
+    // `msg_controllen` is `usize` on glibc and `u32` on musl: the cast is needed on one of them.
+    #[allow(clippy::unnecessary_cast)]
+    let control_len = (header.msg_controllen as usize).min(std::mem::size_of_val(control));
+    Ok(Some(ErrorQueueRead {
+        payload_len: n as usize,
+        flags: header.msg_flags,
+        destination: if header.msg_namelen == 0 {
+            None
+        } else {
+            name.decode()
+        },
+        control_len,
+    }))
+}
+
 /// Space, in bytes, that a control message carrying `payload` bytes takes.
 pub fn cmsg_space(payload: usize) -> usize {
     // SAFETY: CMSG_SPACE is pure arithmetic.
@@ -717,6 +776,10 @@ impl UvApi {
 struct LoopPollContext {
     api: &'static UvApi,
     handler: Box<dyn Fn(u32)>,
+    /// The events the poll is started with, shared with its `LoopPoll`: libuv stops a poll
+    /// by itself when the descriptor reports an error, and the callback records that here so
+    /// that the next `arm` starts it again.
+    events: std::rc::Rc<std::cell::Cell<libc::c_int>>,
 }
 
 /// A `uv_poll_t` watching one descriptor on the JS thread's loop. Unlike the reactor's one-shot
@@ -729,7 +792,7 @@ pub struct LoopPoll {
     handle: *mut libc::c_void,
     api: &'static UvApi,
     /// The events the poll is started with (0: stopped).
-    events: std::cell::Cell<libc::c_int>,
+    events: std::rc::Rc<std::cell::Cell<libc::c_int>>,
 }
 
 unsafe extern "C" fn on_loop_poll(
@@ -751,8 +814,17 @@ unsafe extern "C" fn on_loop_poll(
     if events & 2 != 0 {
         bits |= 2; // UV_WRITABLE
     }
+    if events & UV_PRIORITIZED != 0 {
+        // Only asked for by `arm_errors_only`: libuv reports a bare POLLERR as the events the
+        // poll asked for (POLLPRI, which a UDP socket never raises itself) and keeps the poll
+        // started. It is the error report the caller is waiting for.
+        bits |= 4;
+    }
     if status < 0 {
-        bits |= 4; // an error on the descriptor: the next send/recv reports it
+        // An error on the descriptor (a pending error or a non-empty error queue), and libuv
+        // has stopped the poll: the next `arm` must start it again.
+        bits |= 4;
+        context.events.set(0);
     }
     (context.handler)(bits);
 }
@@ -797,7 +869,12 @@ impl LoopPoll {
         let words = poll_words(api);
         let memory: Box<[u64]> = vec![0u64; words].into_boxed_slice();
         let handle = Box::into_raw(memory) as *mut u64 as *mut libc::c_void;
-        let context = Box::into_raw(Box::new(LoopPollContext { api, handler }));
+        let events = std::rc::Rc::new(std::cell::Cell::new(0));
+        let context = Box::into_raw(Box::new(LoopPollContext {
+            api,
+            handler,
+            events: std::rc::Rc::clone(&events),
+        }));
         // SAFETY: `handle` points at `poll_size()` zeroed, 8-byte aligned bytes that stay put
         // until `on_loop_poll_closed`; `event_loop` is this thread's loop (this function's
         // contract).
@@ -817,7 +894,7 @@ impl LoopPoll {
         Some(Ok(LoopPoll {
             handle,
             api,
-            events: std::cell::Cell::new(0),
+            events,
         }))
     }
 
@@ -836,6 +913,31 @@ impl LoopPoll {
         // SAFETY: as above; the callback matches libuv's uv_poll_cb.
         let started = unsafe { self.api.poll_start(self.handle, events, on_loop_poll) };
         self.events.set(if started.is_ok() { events } else { 0 });
+        started
+    }
+}
+
+/// libuv's `UV_PRIORITIZED` (`POLLPRI`): never reported by a UDP socket, so a poll started
+/// with it alone wakes only for errors (epoll always reports `EPOLLERR`).
+const UV_PRIORITIZED: libc::c_int = 8;
+
+impl LoopPoll {
+    /// Asks for notifications only when the descriptor reports an error (for a UDP socket: a
+    /// pending error or a non-empty error queue), not for readability. The handler then gets
+    /// bit 4; libuv stops the poll at each such report, so call this again after handling it.
+    /// `arm(false, false)` stops it.
+    pub fn arm_errors_only(&self) -> io::Result<()> {
+        if self.events.get() == UV_PRIORITIZED {
+            return Ok(());
+        }
+        // SAFETY: the handle is initialised and not closed (closing happens in Drop); the
+        // callback matches libuv's uv_poll_cb.
+        let started = unsafe {
+            self.api
+                .poll_start(self.handle, UV_PRIORITIZED, on_loop_poll)
+        };
+        self.events
+            .set(if started.is_ok() { UV_PRIORITIZED } else { 0 });
         started
     }
 }
