@@ -920,7 +920,7 @@ impl NativeSocket {
                     ))
                 })?;
                 endpoint(s)
-                    .recv(&mut target)
+                    .recv_keeping_errors(&mut target)
                     .map(|n| n as u32)
                     .map_err(|e| Failure::system(e, "recvmmsg"))
             })
