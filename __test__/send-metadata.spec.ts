@@ -150,8 +150,12 @@ test('the source address per message: 127.0.0.1 / 127.0.0.2 / 127.0.0.3 from a s
 // which checksums in software, and no kernel this runs on lacks UDP_SEGMENT altogether: the
 // socket-wide "unavailable" path is covered by the core's tests of `SendPlan::send`.)
 const canLab = isRoot() && hasCommand('ip')
-const lab = canLab ? test.serial : test.serial.skip
-if (!canLab) test('namespace tests need root and ip', (t) => { t.log('skipped: not root, or ip missing'); t.pass() })
+type Body = Parameters<typeof test.serial>[1]
+/** Serial, or skipped with the reason in its title where namespaces cannot be made. */
+const lab = (title: string, body: Body): void => {
+  if (canLab) test.serial(title, body)
+  else test.serial.skip(`${title} [skipped: needs root and ip for network namespaces]`, body)
+}
 
 /** Receiver run in a namespace: `count` datagrams in, one JSON line out (size, sender, base64). */
 const RECEIVER = `
@@ -290,7 +294,10 @@ lab('interfaceIndex picks the interface (and with it the route and source addres
 // ---- partial sends: a full send buffer inside a segmented message sent without GSO ---------
 
 const canSlow = canLab && hasCommand('tc', '-V')
-const slow = canSlow ? test.serial : test.serial.skip
+const slow = (title: string, body: Body): void => {
+  if (canSlow) test.serial(title, body)
+  else test.serial.skip(`${title} [skipped: needs root, ip and tc for the slow link]`, body)
+}
 
 slow('without GSO, a full send buffer cuts a segmented message exactly: trySend reports segmentsSent, send() resumes inside it, nothing twice', async (t) => {
   const link = createSlowLink('40mbit', 13)
