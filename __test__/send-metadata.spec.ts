@@ -2,7 +2,7 @@
 // (`segmentSize`), with the plain-datagram fallback where GSO is unavailable, and the source
 // address / interface a message leaves from (`sourceAddress`, `interfaceIndex`). Real peers:
 // node:dgram receivers on loopback, and in namespaces of the test's own (NetnsLab, slow link).
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 
 import { createSocket, SendError } from '../lib'
 import { planBatch } from '../lib/payload'
@@ -150,7 +150,7 @@ test('the source address per message: 127.0.0.1 / 127.0.0.2 / 127.0.0.3 from a s
 // which checksums in software, and no kernel this runs on lacks UDP_SEGMENT altogether: the
 // socket-wide "unavailable" path is covered by the core's tests of `SendPlan::send`.)
 const canLab = isRoot() && hasCommand('ip')
-type Body = Parameters<typeof test.serial>[1]
+type Body = (t: ExecutionContext) => Promise<void>
 /** Serial, or skipped with the reason in its title where namespaces cannot be made. */
 const lab = (title: string, body: Body): void => {
   if (canLab) test.serial(title, body)
