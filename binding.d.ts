@@ -45,11 +45,20 @@ export declare class NativeSocket {
    *
    * - `tos` (optional): a TOS byte / traffic class per message (DSCP << 2 | ECN; 0: the
    *   socket's own), sent as `IP_TOS` / `IPV6_TCLASS` control messages.
+   * - `segmentSizes` (optional): a GSO segment size per message (0: a plain datagram); a
+   *   message with one leaves as datagrams of that size (the last may be shorter);
+   * - `sourceAddresses` / `interfaceIndexes` (optional): per message a source address (`''`:
+   *   the route's) and an interface index (0: the route's), sent as `IP_PKTINFO` /
+   *   `IPV6_PKTINFO`;
+   * - `fromSegment` (optional): datagrams of message `from` already sent (resuming inside a
+   *   message with a segment size); `progress` (optional, `Uint32Array`): receives in
+   *   `progress[0]` how many datagrams of the first unsent message went out, on return and
+   *   on failure alike.
    *
    * Returns messages sent so far (counted from 0; fewer than the batch: the socket would
    * block). A failing message throws with `index` and `sent`.
    */
-  send(views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null, tos?: Uint8Array | null): number
+  send(views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null, tos?: Uint8Array | null, segmentSizes?: Uint16Array | null, sourceAddresses?: string[] | null, interfaceIndexes?: Uint32Array | null, fromSegment?: number, progress?: Uint32Array | null): number
   /**
    * Sends `payload` as datagrams of `segmentSize` bytes (the last may be shorter), with GSO
    * where the kernel supports it. `address` `null`: the connected peer. Returns datagrams

@@ -78,6 +78,12 @@ export class SendError extends Error implements SystemErrorFields {
   index: number
   /** Messages of the batch that were sent before it stopped. */
   sent: number
+  /**
+   * Datagrams of message `sent` that went out too: non-zero only when a message with a
+   * `segmentSize`, sent datagram by datagram (no GSO), was cut short. They are not sent again
+   * by `send()`; after `trySend`, resend that message's bytes from `segmentsSent * segmentSize`.
+   */
+  segmentsSent = 0
   /** Destination of the failed message, when known. */
   address?: string
   port?: number

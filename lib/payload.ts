@@ -4,7 +4,7 @@
 // while the kernel reads the bytes.
 import { isIP } from 'node:net'
 
-import { invalidArgType, rangeError, received } from './errors'
+import { invalidArgType, rangeError, received, typeError } from './errors'
 
 /** One piece of a datagram: a string (sent as UTF-8), a `Buffer`, any TypedArray, a `DataView` or an `ArrayBuffer`. */
 export type Payload = string | ArrayBufferView | ArrayBufferLike
@@ -29,6 +29,23 @@ export interface OutgoingMessage {
   ecn?: 0 | 1 | 2 | 3
   /** The whole TOS byte / traffic class (DSCP << 2 | ECN), 0–255; `ecn` replaces its low bits. */
   tos?: number
+  /**
+   * GSO segment size, 1–65535: this message's bytes (all its pieces) are ONE buffer that the
+   * kernel cuts into datagrams of `segmentSize` bytes (the last may be shorter), as quinn-udp's
+   * `Transmit { contents, segment_size }`. At most 64 datagrams (UDP_MAX_SEGMENTS) and, when it
+   * makes more than one, at most 65507 bytes. Without GSO (the kernel or the route lacks it) the
+   * same datagrams go out one by one. Counts stay in messages: the message is sent when all its
+   * datagrams are; see {@link SendError.segmentsSent} for one cut short.
+   */
+  segmentSize?: number
+  /**
+   * The source address to send from (`IP_PKTINFO` `ipi_spec_dst` / `IPV6_PKTINFO`), e.g. one of
+   * several addresses of an interface while the socket is bound to `0.0.0.0` / `::`. Must be a
+   * local address of the destination's family (IPv4, or IPv4-mapped, for IPv4 destinations).
+   */
+  sourceAddress?: string
+  /** The interface index to send on (`ipi_ifindex` / `ipi6_ifindex`); 0: the route's. */
+  interfaceIndex?: number
 }
 
 /**
@@ -115,7 +132,18 @@ export interface Plan {
   unresolved: number[]
   /** TOS byte per message (0: none, the socket's own), or null when no message has one. */
   tos: Uint8Array | null
+  /** GSO segment size per message (0: a plain datagram), or null when no message has one. */
+  segmentSizes: Uint16Array | null
+  /** Source address per message ('': the route's), or null when no message has one. */
+  sourceAddresses: string[] | null
+  /** Interface index per message (0: the route's), or null when no message has one. */
+  interfaceIndexes: Uint32Array | null
 }
+
+/** Most datagrams one message with a `segmentSize` may make (UDP_MAX_SEGMENTS). */
+export const MAX_SEGMENTS = 64
+/** Most bytes a message with a `segmentSize` may hold when it makes several datagrams. */
+export const MAX_SEGMENTED_BYTES = 65507
 
 /** Reads a batch of entries into a plan. Throws TypeError/RangeError for bad input. */
 export function planBatch(entries: unknown, port: unknown, address: unknown, loopback: string): Plan {
@@ -165,6 +193,9 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
   let pieceCounts: Uint32Array | null = null
   let destinations: Uint32Array | null = null
   let tos: Uint8Array | null = null
+  let segmentSizes: Uint16Array | null = null
+  let sourceAddresses: string[] | null = null
+  let interfaceIndexes: Uint32Array | null = null
   let pieces = 0
   for (let i = 0; i < count; i++) {
     const entry: unknown = entries[i]
@@ -229,6 +260,26 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
         tos[i] = value
       }
     }
+    // Send metadata: one cheap check when a message has none of it.
+    const mSegment: unknown = message.segmentSize
+    const mSource: unknown = message.sourceAddress
+    const mInterface: unknown = message.interfaceIndex
+    const firstPiece = pieces
+    if (mSource !== undefined || mInterface !== undefined) {
+      if (mSource !== undefined) {
+        if (typeof mSource !== 'string') throw invalidArgType(`messages[${i}].sourceAddress`, 'of type string', mSource)
+        if (!isIPLiteral(mSource)) throw typeError('ERR_INVALID_ARG_VALUE', `messages[${i}].sourceAddress must be an IP address; got "${mSource}"`)
+        if (sourceAddresses === null) sourceAddresses = new Array<string>(count).fill('')
+        sourceAddresses[i] = mSource
+      }
+      if (mInterface !== undefined) {
+        if (typeof mInterface !== 'number' || !Number.isInteger(mInterface) || mInterface < 0 || mInterface > 0xffffffff) {
+          throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}].interfaceIndex must be an integer from 0 to 4294967295.${received(mInterface)}`)
+        }
+        if (interfaceIndexes === null) interfaceIndexes = new Uint32Array(count)
+        interfaceIndexes[i] = mInterface
+      }
+    }
     if (Array.isArray(body)) {
       const n = body.length
       if (n > MAX_PIECES) throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}] gathers ${n} pieces; at most ${MAX_PIECES} (IOV_MAX) are allowed`)
@@ -248,6 +299,22 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       captured[pieces] = view.byteLength
       views[pieces++] = view
     }
+    if (mSegment !== undefined) {
+      if (typeof mSegment !== 'number' || !Number.isInteger(mSegment) || mSegment < 1 || mSegment > 65535) {
+        throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}].segmentSize must be an integer from 1 to 65535.${received(mSegment)}`)
+      }
+      let bytes = 0
+      for (let p = firstPiece; p < pieces; p++) bytes += captured[p] as number
+      const datagrams = Math.max(1, Math.ceil(bytes / mSegment))
+      if (datagrams > MAX_SEGMENTS) {
+        throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}] makes ${datagrams} datagrams of segmentSize ${mSegment}; at most ${MAX_SEGMENTS} (UDP_MAX_SEGMENTS) are allowed`)
+      }
+      if (datagrams > 1 && bytes > MAX_SEGMENTED_BYTES) {
+        throw rangeError('ERR_OUT_OF_RANGE', `messages[${i}] holds ${bytes} bytes; a message with a segmentSize may hold at most ${MAX_SEGMENTED_BYTES}`)
+      }
+      if (segmentSizes === null) segmentSizes = new Uint16Array(count)
+      segmentSizes[i] = mSegment
+    }
   }
   views.length = pieces
   captured.length = pieces
@@ -261,7 +328,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       break
     }
   }
-  return { views, lengths, captured, pieceCounts, destinations, addresses, ports, count, unresolved, tos }
+  return { views, lengths, captured, pieceCounts, destinations, addresses, ports, count, unresolved, tos, segmentSizes, sourceAddresses, interfaceIndexes }
 }
 
 /**

@@ -5,6 +5,7 @@
 // only arrays this module made. Sends that have to wait for the kernel keep their plan (never
 // the user's objects) in a queue and resume from exactly the message where they stopped.
 import { EventEmitter } from 'node:events'
+import { constants as osConstants } from 'node:os'
 import { lookup as dnsLookup } from 'node:dns'
 import { isIP } from 'node:net'
 
@@ -175,6 +176,8 @@ interface PendingSend {
   flags: number
   /** Next message to send. */
   next: number
+  /** Datagrams of message `next` already sent (inside a message with a `segmentSize`). */
+  nextSegment: number
   resolve: (sent: number) => void
   reject: (error: unknown) => void
   /** Its hostnames are still being resolved: it holds its place in the queue, unsent. */
@@ -235,6 +238,8 @@ export class UdpSocket extends EventEmitter {
   #lastFastAddress = ''
   #lastFastPort = -1
   #lastFastId = PEER
+  /** `progress[0]` of the last native send with metadata: datagrams of its first unsent message sent. */
+  readonly #progress = new Uint32Array(1)
   #batchReceiver: { batch: RecvBatchImpl; handler: (batch: RecvBatch) => void } | null = null
   #iterators = 0
   #iteratorQueue: Datagram[][] = []
@@ -499,6 +504,11 @@ export class UdpSocket extends EventEmitter {
    * only when the kernel's send buffer is full (send the rest later, or use `send`). A
    * failing message throws a {@link SendError} (`index`, `sent`). While `send()`s are queued,
    * returns 0 (after validating) so that datagrams leave in call order.
+   *
+   * Counts and indexes are in messages, also for messages with a `segmentSize` (several
+   * datagrams each): such a message counts as sent once all its datagrams are. If a full send
+   * buffer cuts one short (only possible without GSO), this throws a `SendError` `EAGAIN` with
+   * `index === sent` and `segmentsSent` = its datagrams already sent.
    */
   trySend(messages: readonly BatchEntry[], port?: number, address?: string, flags?: number): number {
     this.#checkOpen()
@@ -513,7 +523,13 @@ export class UdpSocket extends EventEmitter {
       throw typeError('ERR_INVALID_ARG_VALUE', `trySend() needs IP addresses; "${plan.addresses[plan.unresolved[0] as number]}" is a hostname: use send(), which resolves it`)
     }
     if (this.#queue.length > 0) return 0
-    return this.#sendNow(plan, 0, f)
+    const sent = this.#sendNow(plan, 0, f)
+    if (sent < plan.count && plan.segmentSizes !== null && (this.#progress[0] as number) > 0) {
+      // A full send buffer cut a message with a segmentSize (sent without GSO) part way: a
+      // count of messages cannot say so, and resending the whole message would repeat datagrams.
+      throw this.#cutShort(plan, sent, this.#progress[0] as number)
+    }
+    return sent
   }
 
   /**
@@ -618,11 +634,15 @@ export class UdpSocket extends EventEmitter {
   }
 
   #sendDatagram(view: Uint8Array, id: number, flags: number, port: unknown, address: unknown): number {
+    let sent: number
     try {
-      return this.#native.sendDatagram(view, view.byteLength, id, flags)
+      sent = this.#native.sendDatagram(view, view.byteLength, id, flags)
     } catch (error) {
+      this.#collectKeptErrors()
       throw fromNative(error, 0, () => id === PEER ? {} : { address: (address ?? this.#loopback()) as string, port: port as number })
     }
+    if (this.#receiveErrors) this.#collectKeptErrors()
+    return sent
   }
 
   #locate(plan: Plan): (index: number) => { address?: string; port?: number } {
@@ -636,13 +656,40 @@ export class UdpSocket extends EventEmitter {
   #sendNow(plan: Plan, from: number, flags: number): number {
     let sent: number
     try {
-      sent = this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos)
+      sent = this.#nativeSend(plan, from, flags, 0)
     } catch (error) {
       this.#collectKeptErrors()
-      throw fromNative(error, 0, this.#locate(plan))
+      throw this.#sendFailure(error, plan)
     }
     if (this.#receiveErrors) this.#collectKeptErrors()
     return sent
+  }
+
+  /**
+   * One native send of `plan` from message `from` (of which `fromSegment` datagrams went out
+   * already). Without per-message send metadata: the plain call, no extra arguments.
+   */
+  #nativeSend(plan: Plan, from: number, flags: number, fromSegment: number): number {
+    if (plan.segmentSizes === null && plan.sourceAddresses === null && plan.interfaceIndexes === null) {
+      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos)
+    }
+    this.#progress[0] = 0
+    return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos,
+      plan.segmentSizes, plan.sourceAddresses, plan.interfaceIndexes, fromSegment, this.#progress)
+  }
+
+  /** The public error for a failed native send, with `segmentsSent` where it can be non-zero. */
+  #sendFailure(error: unknown, plan: Plan): unknown {
+    const failure = fromNative(error, 0, this.#locate(plan))
+    if (failure instanceof SendError && plan.segmentSizes !== null) failure.segmentsSent = this.#progress[0] as number
+    return failure
+  }
+
+  /** `trySend` stopped by a full send buffer inside message `sent`, after `segments` of its datagrams. */
+  #cutShort(plan: Plan, sent: number, segments: number): SendError {
+    const error = new SendError({ code: 'EAGAIN', errno: -osConstants.errno.EAGAIN, syscall: 'sendmmsg', index: sent, sent, ...this.#locate(plan)(sent) })
+    error.segmentsSent = segments
+    return error
   }
 
   #sendPlan(plan: Plan, flags: number): Promise<number> {
@@ -650,11 +697,12 @@ export class UdpSocket extends EventEmitter {
     if (this.#queue.length === 0 && plan.unresolved.length === 0) {
       const sent = this.#sendNow(plan, 0, flags)
       if (sent >= plan.count) return Promise.resolve(sent)
+      const nextSegment = plan.segmentSizes !== null ? this.#progress[0] as number : 0
       // It has to wait: fix its lengths now (still synchronous with planning, no user code has
       // run), so that a view shrunk meanwhile fails its message when resent.
       pinLengths(plan)
       return new Promise<number>((resolve, reject) => {
-        this.#queue.push({ plan, flags, next: sent, resolve, reject, resolving: false })
+        this.#queue.push({ plan, flags, next: sent, nextSegment, resolve, reject, resolving: false })
         this.#updateInterest()
       })
     }
@@ -662,7 +710,7 @@ export class UdpSocket extends EventEmitter {
     // that nothing sent later (trySend included) can overtake it.
     pinLengths(plan)
     return new Promise<number>((resolve, reject) => {
-      const entry: PendingSend = { plan, flags, next: 0, resolve, reject, resolving: plan.unresolved.length > 0 }
+      const entry: PendingSend = { plan, flags, next: 0, nextSegment: 0, resolve, reject, resolving: plan.unresolved.length > 0 }
       this.#queue.push(entry)
       if (!entry.resolving) {
         this.#updateInterest()
@@ -711,15 +759,16 @@ export class UdpSocket extends EventEmitter {
       if (head.resolving) return // flushed again once its lookup is done
       let sent: number
       try {
-        sent = this.#native.send(head.plan.views, head.plan.pieceCounts, head.plan.destinations, head.plan.addresses, head.plan.ports, head.next, head.flags, head.plan.lengths, head.plan.tos)
+        sent = this.#nativeSend(head.plan, head.next, head.flags, head.nextSegment)
       } catch (error) {
         this.#queue.shift()
         this.#collectKeptErrors()
-        head.reject(fromNative(error, 0, this.#locate(head.plan)))
+        head.reject(this.#sendFailure(error, head.plan))
         continue
       }
       if (this.#receiveErrors) this.#collectKeptErrors()
       head.next = sent
+      head.nextSegment = head.plan.segmentSizes !== null ? this.#progress[0] as number : 0
       if (sent < head.plan.count) return // still blocked: wait for the next writable event
       this.#queue.shift()
       head.resolve(sent)

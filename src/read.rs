@@ -97,6 +97,27 @@ pub fn u8_list(value: Unknown, what: &str) -> Outcome<Vec<u8>> {
     typed_list::<u8>(value, what, "Uint8Array")
 }
 
+/// A `Uint16Array` (or `null`/`undefined`: empty), copied once into our own memory.
+pub fn u16_list(value: Unknown, what: &str) -> Outcome<Vec<u16>> {
+    typed_list::<u16>(value, what, "Uint16Array")
+}
+
+/// An array of strings, or `null`/`undefined`: empty.
+pub fn optional_strings(value: Unknown, what: &str) -> Outcome<Vec<String>> {
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(Vec::new()),
+        _ => strings(value, what),
+    }
+}
+
+/// An integer in `0..=max`, or `null`/`undefined`: 0.
+pub fn optional_uint(value: Unknown, what: &str, max: u32) -> Outcome<u32> {
+    match value.get_type()? {
+        ValueType::Undefined | ValueType::Null => Ok(0),
+        _ => uint(value, what, max),
+    }
+}
+
 fn typed_list<T: Copy>(value: Unknown, what: &str, kind: &str) -> Outcome<Vec<T>>
 where
     for<'a> &'a [T]: FromNapiValue,

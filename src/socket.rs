@@ -371,11 +371,20 @@ impl NativeSocket {
     ///
     /// - `tos` (optional): a TOS byte / traffic class per message (DSCP << 2 | ECN; 0: the
     ///   socket's own), sent as `IP_TOS` / `IPV6_TCLASS` control messages.
+    /// - `segmentSizes` (optional): a GSO segment size per message (0: a plain datagram); a
+    ///   message with one leaves as datagrams of that size (the last may be shorter);
+    /// - `sourceAddresses` / `interfaceIndexes` (optional): per message a source address (`''`:
+    ///   the route's) and an interface index (0: the route's), sent as `IP_PKTINFO` /
+    ///   `IPV6_PKTINFO`;
+    /// - `fromSegment` (optional): datagrams of message `from` already sent (resuming inside a
+    ///   message with a segment size); `progress` (optional, `Uint32Array`): receives in
+    ///   `progress[0]` how many datagrams of the first unsent message went out, on return and
+    ///   on failure alike.
     ///
     /// Returns messages sent so far (counted from 0; fewer than the batch: the socket would
     /// block). A failing message throws with `index` and `sent`.
     #[napi(
-        ts_args_type = "views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null, tos?: Uint8Array | null"
+        ts_args_type = "views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], from: number, flags: number, lengths?: Uint32Array | null, tos?: Uint8Array | null, segmentSizes?: Uint16Array | null, sourceAddresses?: string[] | null, interfaceIndexes?: Uint32Array | null, fromSegment?: number, progress?: Uint32Array | null"
     )]
     #[allow(clippy::too_many_arguments)]
     pub fn send(
@@ -390,12 +399,24 @@ impl NativeSocket {
         flags: Unknown,
         lengths: Unknown,
         tos: Unknown,
+        segment_sizes: Unknown,
+        source_addresses: Unknown,
+        interface_indexes: Unknown,
+        from_segment: Unknown,
+        progress: Option<Unknown>,
     ) -> Result<u32> {
         guarded(&env, || {
             // Phase 1: read everything (user JS may run).
             let views = read::views(views, "views")?;
             let lengths = read::u32_list(lengths, "lengths")?;
             let tos = read::u8_list(tos, "tos")?;
+            let metadata = SendMetadata::read(
+                segment_sizes,
+                source_addresses,
+                interface_indexes,
+                from_segment,
+                progress,
+            )?;
             let piece_counts = read::u32_list(piece_counts, "pieceCounts")?;
             let message_destinations = read::u32_list(message_destinations, "messageDestinations")?;
             let addresses = read::strings(addresses, "addresses")?;
@@ -429,7 +450,10 @@ impl NativeSocket {
                 .map_err(|e| Failure::Range(e.to_string()))?;
                 plan.set_tos(tos)
                     .map_err(|e| Failure::Range(e.to_string()))?;
-                send_plan(endpoint(s), &plan, &views, from, flags)
+                if metadata.is_empty() {
+                    return send_plan(endpoint(s), &plan, &views, from, flags);
+                }
+                metadata.send(endpoint(s), plan, &views, from, flags)
             })
         })
     }
@@ -1058,6 +1082,105 @@ pub(crate) fn plan_outcome(report: mmsg_core::PlanReport) -> Outcome<u32> {
             index,
             sent: report.sent,
         }),
+    }
+}
+
+/// The optional per-message send metadata of `NativeSocket::send`, read in phase 1: segment
+/// sizes, source addresses / interfaces, and where to resume inside a segmented message.
+struct SendMetadata<'env> {
+    segment_sizes: Vec<u16>,
+    sources: Vec<Option<mmsg_core::SourceRequest>>,
+    from_segment: usize,
+    progress: Option<Unknown<'env>>,
+}
+
+impl<'env> SendMetadata<'env> {
+    fn read(
+        segment_sizes: Unknown,
+        source_addresses: Unknown,
+        interface_indexes: Unknown,
+        from_segment: Unknown,
+        progress: Option<Unknown<'env>>,
+    ) -> Outcome<SendMetadata<'env>> {
+        let segment_sizes = read::u16_list(segment_sizes, "segmentSizes")?;
+        let addresses = read::optional_strings(source_addresses, "sourceAddresses")?;
+        let interfaces = read::u32_list(interface_indexes, "interfaceIndexes")?;
+        let from_segment = read::optional_uint(from_segment, "fromSegment", u32::MAX)? as usize;
+        let progress = optional_typed::<u32>(progress, "progress")?;
+        let count = addresses.len().max(interfaces.len());
+        if !addresses.is_empty() && !interfaces.is_empty() && addresses.len() != interfaces.len() {
+            return Err(Failure::Range(
+                "sourceAddresses and interfaceIndexes must have the same length".into(),
+            ));
+        }
+        let mut sources = Vec::with_capacity(count);
+        for i in 0..count {
+            let text = addresses.get(i).map_or("", String::as_str);
+            let interface = interfaces.get(i).copied().unwrap_or(0);
+            let address = if text.is_empty() {
+                None
+            } else {
+                Some(text.parse::<std::net::IpAddr>().map_err(|_| {
+                    Failure::Type(format!(
+                        "sourceAddresses[{i}] must be an IP address; got {text:?}"
+                    ))
+                })?)
+            };
+            sources.push(
+                (address.is_some() || interface != 0)
+                    .then_some(mmsg_core::SourceRequest { address, interface }),
+            );
+        }
+        Ok(SendMetadata {
+            segment_sizes,
+            sources,
+            from_segment,
+            progress,
+        })
+    }
+
+    /// Nothing asked for: the plain path.
+    fn is_empty(&self) -> bool {
+        self.segment_sizes.is_empty()
+            && self.sources.is_empty()
+            && self.from_segment == 0
+            && self.progress.is_none()
+    }
+
+    /// Phase 2: completes the plan and sends it from `(from, from_segment)`.
+    fn send(
+        self,
+        endpoint: &mut Endpoint,
+        mut plan: SendPlan,
+        views: &[View],
+        from: usize,
+        flags: i32,
+    ) -> Outcome<u32> {
+        plan.set_segment_sizes(self.segment_sizes)
+            .map_err(|e| Failure::Range(e.to_string()))?;
+        if !self.sources.is_empty() {
+            // Messages to the connected peer take the packet-info kind of its family.
+            let to_peer = (0..plan.len()).any(|m| plan.destination_of(m).is_none());
+            let peer = if to_peer {
+                endpoint.socket().peer_addr().ok().map(SockAddr::from)
+            } else {
+                None
+            };
+            plan.set_sources(self.sources, peer).map_err(|e| match e {
+                mmsg_core::PlanError::SourceFamily { .. } => Failure::Type(e.to_string()),
+                other => Failure::Range(other.to_string()),
+            })?;
+        }
+        let bytes: Vec<&[u8]> = views.iter().map(View::bytes_now).collect();
+        let at = mmsg_core::PlanPosition {
+            message: from,
+            segment: self.from_segment,
+        };
+        let report = endpoint.send_plan_from(&plan, &bytes, at, flags);
+        if let Some(slot) = slice_mut_of::<u32>(self.progress).first_mut() {
+            *slot = report.segments_sent as u32;
+        }
+        plan_outcome(report)
     }
 }
 

@@ -14,9 +14,12 @@ pub enum Cmsg<'a> {
     /// `IPV6_TCLASS` (received with `IPV6_RECVTCLASS`, or sent): the IPv6 traffic class.
     TrafficClass(u8),
     /// `IP_PKTINFO`: the datagram's destination address (from the IP header) and the index of
-    /// the interface it came in on.
+    /// the interface it came in on. Sent: `dst` is written to `ipi_spec_dst`, the source
+    /// address to send from (and to `ipi_addr`, which the kernel ignores on send), `ifindex`
+    /// to `ipi_ifindex`, the interface to send on (0: the route's).
     PacketInfoV4 { dst: Ipv4Addr, ifindex: u32 },
-    /// `IPV6_PKTINFO` (received with `IPV6_RECVPKTINFO`).
+    /// `IPV6_PKTINFO` (received with `IPV6_RECVPKTINFO`). Sent: `dst` is the source address
+    /// (`ipi6_addr`; `::` lets the route choose), `ifindex` the interface (`ipi6_ifindex`).
     PacketInfoV6 { dst: Ipv6Addr, ifindex: u32 },
     /// `SCM_TIMESTAMPNS`: when the kernel received the datagram, in nanoseconds since the Unix
     /// epoch (`CLOCK_REALTIME`).

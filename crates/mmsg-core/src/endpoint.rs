@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 
 use crate::errqueue::{self, ErrorReporting, QueuedError};
 use crate::gso::{self, GsoSupport, SegmentedReport};
-use crate::plan::{PlanReport, SendPlan};
+use crate::plan::{PlanPosition, PlanReport, SendPlan};
 use crate::recv::{DatagramInfo, RecvMeta, RecvScratch, Slab};
 use crate::send::{SendReport, SendScratch};
 use crate::socket::{Family, SocketOptions, UdpSocket};
@@ -255,6 +255,25 @@ impl Endpoint {
         flags: i32,
     ) -> PlanReport {
         plan.send_with_gso(
+            self.socket.raw_fd(),
+            &mut self.send_scratch,
+            views,
+            from,
+            flags,
+            &mut self.gso,
+        )
+    }
+
+    /// Sends a plan from a position inside a message with a segment size (see
+    /// [`SendPlan::send_from`]).
+    pub fn send_plan_from(
+        &mut self,
+        plan: &SendPlan,
+        views: &[&[u8]],
+        from: PlanPosition,
+        flags: i32,
+    ) -> PlanReport {
+        plan.send_from(
             self.socket.raw_fd(),
             &mut self.send_scratch,
             views,

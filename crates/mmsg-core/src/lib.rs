@@ -34,12 +34,13 @@ pub use endpoint::{recv_flags, Endpoint, RecvMetadata, RecvTarget};
 pub use errqueue::{ErrorOrigin, ErrorReporting, QueuedError};
 pub use gso::{send_segmented, GsoSupport, SegmentedReport, MAX_GSO_SEGMENTS};
 pub use plan::{
-    OnceError, PlanError, PlanReport, PlanStop, SendPlan, CONNECTED_PEER, MAX_PLAN_MESSAGES,
+    OnceError, PlanError, PlanPosition, PlanReport, PlanStop, SendPlan, SourceRequest,
+    CONNECTED_PEER, MAX_PLAN_MESSAGES, MAX_SEGMENTED_BYTES,
 };
 pub use recv::{DatagramInfo, RecvMeta, RecvScratch, Slab};
 pub use send::{
-    Batch, BatchError, DestinationId, SendReport, SendScratch, SendStop, KNOWN_SEND_FLAGS,
-    MAX_MESSAGES_PER_CALL, MAX_SEGMENTS_PER_MESSAGE,
+    Batch, BatchError, DestinationId, PacketSource, SendReport, SendScratch, SendStop,
+    KNOWN_SEND_FLAGS, MAX_MESSAGES_PER_CALL, MAX_SEGMENTS_PER_MESSAGE,
 };
 pub use slab::SlabLayout;
 pub use socket::{

@@ -8,17 +8,41 @@
 //! the messages before it are sent, and it fails with [`PlanStop::ViewChanged`].
 
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 use crate::addr::SockAddr;
 use crate::gso::{self, GsoSupport, MAX_GSO_BYTES, MAX_GSO_SEGMENTS};
-use crate::send::{Batch, SendScratch, SendStop, MAX_SEGMENTS_PER_MESSAGE};
+use crate::send::{
+    Batch, DestinationId, PacketSource, SendScratch, SendStop, MAX_SEGMENTS_PER_MESSAGE,
+};
 
 /// Marks a message that goes to the connected peer (no `msg_name`).
 pub const CONNECTED_PEER: u32 = u32::MAX;
 
 /// Most messages one plan may hold (the binding refuses more before allocating).
 pub const MAX_PLAN_MESSAGES: usize = 1 << 24;
+
+/// Most bytes a message with its own segment size may hold when it makes more than one
+/// datagram: one GSO buffer must fit one IPv4 packet before segmentation (65535 − 20 − 8).
+pub const MAX_SEGMENTED_BYTES: usize = crate::MAX_UDP_PAYLOAD_V4;
+
+/// A place in a plan: message `message`, of which the first `segment` datagrams have gone out
+/// (non-zero only inside a message with its own segment size).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanPosition {
+    pub message: usize,
+    pub segment: usize,
+}
+
+/// A message's wish for where it leaves from, before it is checked against its destination.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceRequest {
+    /// The source address (`None`: the routing's choice).
+    pub address: Option<IpAddr>,
+    /// The interface index (0: the routing's choice).
+    pub interface: u32,
+}
 
 /// A planned batch. Piece `p` is the `p`-th view; message `m` gathers
 /// `pieces_per_message[m]` consecutive pieces (one each when the list is empty).
@@ -34,6 +58,11 @@ pub struct SendPlan {
     pub destinations: Vec<SockAddr>,
     /// TOS byte / traffic class per message (0: none), or empty for none at all.
     tos: Vec<u8>,
+    /// GSO segment size per message (0: one plain datagram), or empty for none at all. A
+    /// message with size `s` leaves as datagrams of `s` bytes (the last may be shorter).
+    segment_sizes: Vec<u16>,
+    /// Source address / interface per message, or empty for none at all.
+    sources: Vec<Option<PacketSource>>,
 }
 
 /// Why a plan is malformed (the binding turns these into `RangeError`s).
@@ -65,6 +94,32 @@ pub enum PlanError {
         messages: usize,
         given: usize,
     },
+    /// The per-message segment size list has the wrong length.
+    SegmentSizeCountMismatch {
+        messages: usize,
+        given: usize,
+    },
+    /// A message with a segment size makes more than UDP_MAX_SEGMENTS datagrams.
+    TooManyDatagrams {
+        message: usize,
+        datagrams: usize,
+    },
+    /// A message with a segment size is larger than one GSO buffer may be.
+    SegmentedTooLong {
+        message: usize,
+        bytes: usize,
+    },
+    /// The per-message source list has the wrong length.
+    SourceCountMismatch {
+        messages: usize,
+        given: usize,
+    },
+    /// A source address of the other family than the message's destination.
+    SourceFamily {
+        message: usize,
+        source: IpAddr,
+        destination_is_v6: bool,
+    },
 }
 
 impl std::fmt::Display for PlanError {
@@ -92,6 +147,32 @@ impl std::fmt::Display for PlanError {
             PlanError::TooManyMessages(n) => write!(
                 f,
                 "a batch may hold at most {MAX_PLAN_MESSAGES} messages; got {n}"
+            ),
+            PlanError::SegmentSizeCountMismatch { messages, given } => write!(
+                f,
+                "{given} segment sizes were given for {messages} messages"
+            ),
+            PlanError::TooManyDatagrams { message, datagrams } => write!(
+                f,
+                "message {message} makes {datagrams} datagrams of its segment size; at most {MAX_GSO_SEGMENTS} (UDP_MAX_SEGMENTS) are allowed"
+            ),
+            PlanError::SegmentedTooLong { message, bytes } => write!(
+                f,
+                "message {message} holds {bytes} bytes; a message with a segment size may hold at most {MAX_SEGMENTED_BYTES}"
+            ),
+            PlanError::SourceCountMismatch { messages, given } => write!(
+                f,
+                "{given} source entries were given for {messages} messages"
+            ),
+            PlanError::SourceFamily {
+                message,
+                source,
+                destination_is_v6,
+            } => write!(
+                f,
+                "message {message}: source address {source} is {} but its destination is {}",
+                if source.is_ipv4() { "IPv4" } else { "IPv6" },
+                if *destination_is_v6 { "IPv6" } else { "IPv4" }
             ),
         }
     }
@@ -123,6 +204,10 @@ pub enum PlanStop {
 pub struct PlanReport {
     pub sent: usize,
     pub stop: PlanStop,
+    /// Datagrams of message `sent` that went out too: non-zero only when a message with its
+    /// own segment size, sent as plain datagrams (no GSO), was cut short. Resume from
+    /// `PlanPosition { message: sent, segment: segments_sent }`.
+    pub segments_sent: usize,
 }
 
 impl SendPlan {
@@ -185,6 +270,8 @@ impl SendPlan {
             message_destinations,
             destinations,
             tos: Vec::new(),
+            segment_sizes: Vec::new(),
+            sources: Vec::new(),
         })
     }
 
@@ -206,7 +293,129 @@ impl SendPlan {
         self.tos.get(message).copied().unwrap_or(0)
     }
 
-    /// Number of messages (datagrams) in the plan.
+    /// Gives messages their own GSO segment size (0: a plain datagram; empty: none has one).
+    /// Checked: at most UDP_MAX_SEGMENTS datagrams and [`MAX_SEGMENTED_BYTES`] per message.
+    pub fn set_segment_sizes(&mut self, sizes: Vec<u16>) -> Result<(), PlanError> {
+        if sizes.is_empty() {
+            self.segment_sizes = sizes;
+            return Ok(());
+        }
+        if sizes.len() != self.len() {
+            return Err(PlanError::SegmentSizeCountMismatch {
+                messages: self.len(),
+                given: sizes.len(),
+            });
+        }
+        for (message, &size) in sizes.iter().enumerate() {
+            if size == 0 {
+                continue;
+            }
+            let bytes = self.message_len(message);
+            let datagrams = bytes.div_ceil(usize::from(size)).max(1);
+            if datagrams > MAX_GSO_SEGMENTS {
+                return Err(PlanError::TooManyDatagrams { message, datagrams });
+            }
+            if datagrams > 1 && bytes > MAX_SEGMENTED_BYTES {
+                return Err(PlanError::SegmentedTooLong { message, bytes });
+            }
+        }
+        self.segment_sizes = sizes;
+        Ok(())
+    }
+
+    /// Message `m`'s own segment size (0: none, one plain datagram).
+    pub fn segment_size_of(&self, message: usize) -> usize {
+        usize::from(self.segment_sizes.get(message).copied().unwrap_or(0))
+    }
+
+    /// How many datagrams message `m` makes (1 unless it has a segment size).
+    pub fn datagrams_of(&self, message: usize) -> usize {
+        match self.segment_size_of(message) {
+            0 => 1,
+            size => self.message_len(message).div_ceil(size).max(1),
+        }
+    }
+
+    /// Gives messages a source address and/or interface (`None`: the routing's choice; empty:
+    /// none has one), checked against each destination's family: an IPv4 source (or an
+    /// IPv4-mapped one) for IPv4 and IPv4-mapped destinations (`IP_PKTINFO`), an IPv6 one for
+    /// IPv6 destinations (`IPV6_PKTINFO`). `connected_peer` is where messages without a
+    /// destination go.
+    pub fn set_sources(
+        &mut self,
+        requests: Vec<Option<SourceRequest>>,
+        connected_peer: Option<SockAddr>,
+    ) -> Result<(), PlanError> {
+        if requests.is_empty() {
+            self.sources = Vec::new();
+            return Ok(());
+        }
+        if requests.len() != self.len() {
+            return Err(PlanError::SourceCountMismatch {
+                messages: self.len(),
+                given: requests.len(),
+            });
+        }
+        let mut sources = Vec::with_capacity(requests.len());
+        for (message, request) in requests.into_iter().enumerate() {
+            let Some(request) = request else {
+                sources.push(None);
+                continue;
+            };
+            let destination = self.destination_of(message).copied().or(connected_peer);
+            let destination_is_v4 = match destination {
+                Some(SockAddr::V4(_)) => true,
+                Some(SockAddr::V6(v6)) => is_v4_mapped(&v6.sin6_addr.s6_addr),
+                // No destination at all: the send fails (EDESTADDRREQ); follow the source.
+                None => {
+                    !matches!(request.address, Some(IpAddr::V6(a)) if a.to_ipv4_mapped().is_none())
+                }
+            };
+            let source = match (request.address, destination_is_v4) {
+                (None, true) => PacketSource::V4 {
+                    address: std::net::Ipv4Addr::UNSPECIFIED,
+                    interface: request.interface,
+                },
+                (None, false) => PacketSource::V6 {
+                    address: std::net::Ipv6Addr::UNSPECIFIED,
+                    interface: request.interface,
+                },
+                (Some(IpAddr::V4(address)), true) => PacketSource::V4 {
+                    address,
+                    interface: request.interface,
+                },
+                (Some(IpAddr::V6(v6)), true) if v6.to_ipv4_mapped().is_some() => PacketSource::V4 {
+                    address: v6
+                        .to_ipv4_mapped()
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                    interface: request.interface,
+                },
+                (Some(IpAddr::V6(address)), false) if address.to_ipv4_mapped().is_none() => {
+                    PacketSource::V6 {
+                        address,
+                        interface: request.interface,
+                    }
+                }
+                (Some(source), _) => {
+                    return Err(PlanError::SourceFamily {
+                        message,
+                        source,
+                        destination_is_v6: !destination_is_v4,
+                    })
+                }
+            };
+            sources.push(Some(source));
+        }
+        self.sources = sources;
+        Ok(())
+    }
+
+    /// Where message `m` leaves from (`None`: the routing's choice).
+    pub fn source_of(&self, message: usize) -> Option<PacketSource> {
+        self.sources.get(message).copied().flatten()
+    }
+
+    /// Number of messages in the plan (one datagram each, except messages with a segment size).
     pub fn len(&self) -> usize {
         self.first_piece.len().saturating_sub(1)
     }
@@ -271,7 +480,12 @@ impl SendPlan {
     /// kernel cuts it back into exactly those datagrams. If the kernel refuses such a message,
     /// its run is sent again as plain datagrams (each then gets its own verdict), and on `EIO`
     /// / `EOPNOTSUPP` (a device without GSO) the capability is switched off for the socket.
-    /// Counts and indexes in the report are always per datagram.
+    /// Counts and indexes in the report are always per message of the plan.
+    ///
+    /// A message with its own segment size leaves as one `UDP_SEGMENT` message of its own
+    /// (never merged with others) where GSO is available, else — or when the kernel refuses
+    /// it as above — as its datagrams one by one; a report that stops inside it says how many
+    /// of them went out ([`PlanReport::segments_sent`]).
     pub fn send_with_gso(
         &self,
         fd: RawFd,
@@ -281,9 +495,40 @@ impl SendPlan {
         flags: libc::c_int,
         gso: &mut GsoSupport,
     ) -> PlanReport {
-        let changed = self.first_changed(views, from);
+        let from = PlanPosition {
+            message: from,
+            segment: 0,
+        };
+        self.send_from(fd, scratch, views, from, flags, gso)
+    }
+
+    /// [`SendPlan::send_with_gso`] from a position inside a message with a segment size (its
+    /// first `from.segment` datagrams already sent).
+    pub fn send_from(
+        &self,
+        fd: RawFd,
+        scratch: &mut SendScratch,
+        views: &[&[u8]],
+        from: PlanPosition,
+        flags: libc::c_int,
+        gso: &mut GsoSupport,
+    ) -> PlanReport {
+        let changed = self.first_changed(views, from.message);
         let end = changed.map_or(self.len(), |(message, _)| message);
-        let mut from = from.min(end);
+        let mut from = if from.message > end {
+            PlanPosition {
+                message: end,
+                segment: 0,
+            }
+        } else if from.message < end && from.segment >= self.datagrams_of(from.message) {
+            // Every datagram of that message went out: start at the next one.
+            PlanPosition {
+                message: from.message + 1,
+                segment: 0,
+            }
+        } else {
+            from
+        };
         let mut use_gso = *gso == GsoSupport::Available;
         loop {
             let pass = self.send_pass(fd, scratch, views, from, end, flags, use_gso);
@@ -299,9 +544,10 @@ impl SendPlan {
                     return PlanReport {
                         sent: report.sent,
                         stop,
+                        segments_sent: report.segments_sent,
                     };
                 }
-                Pass::GsoRefused { sent, error } => {
+                Pass::GsoRefused { at: sent, error } => {
                     // The run starting at `sent` goes again as plain datagrams; the rest of
                     // this call goes without GSO too (the next call tries GSO again unless
                     // the device said it has none).
@@ -339,6 +585,8 @@ impl SendPlan {
             && k - start < MAX_GSO_SEGMENTS
             && self.same_destination(start, k)
             && self.tos_of(k) == self.tos_of(start)
+            && self.segment_size_of(k) == 0
+            && self.source_of(k) == self.source_of(start)
         {
             let len = self.message_len(k);
             let more_pieces = self.pieces_of(k).len();
@@ -364,20 +612,45 @@ impl SendPlan {
         self.gso_run(start, end)
     }
 
-    /// Puts messages `from..end` into `batch` (as GSO runs where `use_gso`, recorded in `runs`
-    /// as `(first message, messages)`), each piece cut to its planned length.
+    /// Puts messages `from..end` into `batch` (as GSO runs where `use_gso`), each piece cut to
+    /// its planned length. Where `entries` is wanted (GSO or segment sizes), it records where
+    /// in the plan each batch message starts.
     fn fill_batch<'data>(
         &self,
         batch: &mut Batch<'_, 'data>,
         views: &[&'data [u8]],
-        from: usize,
+        from: PlanPosition,
         end: usize,
         use_gso: bool,
-        runs: &mut Vec<(usize, usize)>,
+        entries: &mut Vec<Entry>,
     ) {
+        let record = use_gso || !self.segment_sizes.is_empty();
         let mut last: Option<(*const SockAddr, crate::send::DestinationId)> = None;
-        let mut message = from;
+        let mut message = from.message;
+        let mut first_segment = from.segment;
         while message < end {
+            if !self.segment_sizes.is_empty() && self.segment_size_of(message) != 0 {
+                let destination = self.destination_of(message).map(|address| match last {
+                    Some((previous, id)) if std::ptr::eq(previous, address) => id,
+                    _ => {
+                        let id = batch.add_destination(*address);
+                        last = Some((address, id));
+                        id
+                    }
+                });
+                self.fill_segmented(
+                    batch,
+                    views,
+                    message,
+                    first_segment,
+                    destination,
+                    use_gso,
+                    entries,
+                );
+                message += 1;
+                first_segment = 0;
+                continue;
+            }
             let run = if use_gso {
                 self.gso_run(message, end)
             } else {
@@ -400,6 +673,11 @@ impl SendPlan {
             if tos != 0 && batch.set_tos(tos).is_err() {
                 unreachable_plan();
             }
+            if let Some(source) = self.source_of(message) {
+                if batch.set_source(source).is_err() {
+                    unreachable_plan();
+                }
+            }
             for m in message..message + run {
                 for p in self.pieces_of(m) {
                     let bytes = &views[p][..self.piece_lengths[p] as usize];
@@ -409,10 +687,101 @@ impl SendPlan {
                     }
                 }
             }
-            if use_gso {
-                runs.push((message, run));
+            if record {
+                entries.push(Entry {
+                    start: PlanPosition {
+                        message,
+                        segment: 0,
+                    },
+                    gso: run > 1,
+                });
             }
             message += run;
+        }
+    }
+
+    /// Puts message `m` (which has its own segment size), from datagram `first_segment` on,
+    /// into `batch`: as one GSO message where `use_gso` and more than one datagram is left, else
+    /// as one batch message per datagram, cut at the same boundaries.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_segmented<'data>(
+        &self,
+        batch: &mut Batch<'_, 'data>,
+        views: &[&'data [u8]],
+        message: usize,
+        first_segment: usize,
+        destination: Option<DestinationId>,
+        use_gso: bool,
+        entries: &mut Vec<Entry>,
+    ) {
+        let size = self.segment_size_of(message);
+        let len = self.message_len(message);
+        let datagrams = self.datagrams_of(message);
+        let tos = self.tos_of(message);
+        let source = self.source_of(message);
+        let mut segment = first_segment.min(datagrams);
+        let open = |batch: &mut Batch<'_, 'data>, gso_size: u16| {
+            if gso_size != 0 {
+                batch.start_message_with_gso(destination, gso_size);
+            } else {
+                batch.start_message(destination);
+            }
+            if tos != 0 && batch.set_tos(tos).is_err() {
+                unreachable_plan();
+            }
+            if let Some(source) = source {
+                if batch.set_source(source).is_err() {
+                    unreachable_plan();
+                }
+            }
+        };
+        if use_gso && datagrams - segment > 1 {
+            // `set_segment_sizes` checked: at most 64 datagrams, so `size` fits u16 and the
+            // rest is one UDP_SEGMENT message.
+            open(batch, size as u16);
+            self.add_bytes(batch, views, message, segment * size, len);
+            entries.push(Entry {
+                start: PlanPosition { message, segment },
+                gso: true,
+            });
+            return;
+        }
+        while segment < datagrams {
+            open(batch, 0);
+            let start = segment * size;
+            self.add_bytes(batch, views, message, start, (start + size).min(len));
+            entries.push(Entry {
+                start: PlanPosition { message, segment },
+                gso: false,
+            });
+            segment += 1;
+        }
+    }
+
+    /// Adds bytes `start..end` of message `m` (across its pieces) to the batch's open message.
+    fn add_bytes<'data>(
+        &self,
+        batch: &mut Batch<'_, 'data>,
+        views: &[&'data [u8]],
+        message: usize,
+        start: usize,
+        end: usize,
+    ) {
+        let mut offset = 0;
+        for p in self.pieces_of(message) {
+            let piece_len = self.piece_lengths[p] as usize;
+            let (from, to) = (start.max(offset), end.min(offset + piece_len));
+            if from < to {
+                let bytes = &views[p][from - offset..to - offset];
+                // Cannot fail: a message has at most IOV_MAX pieces (`new`).
+                if batch.add_segment(bytes).is_err() {
+                    unreachable_plan();
+                }
+            }
+            offset += piece_len;
+            if offset >= end {
+                break;
+            }
         }
     }
 
@@ -434,7 +803,14 @@ impl SendPlan {
             return Err(OnceError::ViewChanged);
         }
         let mut batch = scratch.batch();
-        self.fill_batch(&mut batch, views, 0, end, false, &mut Vec::new());
+        self.fill_batch(
+            &mut batch,
+            views,
+            PlanPosition::default(),
+            end,
+            false,
+            &mut Vec::new(),
+        );
         let sent = batch.send_once(fd, flags).map_err(OnceError::System)?;
         Ok(batch.bytes_sent()[..sent].to_vec())
     }
@@ -446,21 +822,31 @@ impl SendPlan {
         fd: RawFd,
         scratch: &mut SendScratch,
         views: &[&[u8]],
-        from: usize,
+        from: PlanPosition,
         end: usize,
         flags: libc::c_int,
         use_gso: bool,
     ) -> Pass {
-        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        let record = use_gso || !self.segment_sizes.is_empty();
         let mut batch = scratch.batch();
-        self.fill_batch(&mut batch, views, from, end, use_gso, &mut runs);
+        self.fill_batch(&mut batch, views, from, end, use_gso, &mut entries);
         let report = batch.send(fd, flags, 0);
-        // Batch messages back to plan messages.
-        let to_plan = |batch_index: usize| -> usize {
-            if use_gso {
-                runs.get(batch_index).map_or(end, |&(start, _)| start)
+        // Batch messages back to places in the plan.
+        let to_plan = |batch_index: usize| -> PlanPosition {
+            if record {
+                entries.get(batch_index).map_or(
+                    PlanPosition {
+                        message: end,
+                        segment: 0,
+                    },
+                    |entry| entry.start,
+                )
             } else {
-                from + batch_index
+                PlanPosition {
+                    message: from.message + batch_index,
+                    segment: 0,
+                }
             }
         };
         let sent = to_plan(report.sent);
@@ -469,22 +855,26 @@ impl SendPlan {
             SendStop::WouldBlock => PlanStop::WouldBlock,
             SendStop::Failed { index, error } => {
                 if use_gso
-                    && runs.get(index).is_some_and(|&(_, run)| run > 1)
+                    && entries.get(index).is_some_and(|entry| entry.gso)
                     && report.sent == index
                     && may_be_about_gso(&error)
                 {
                     return Pass::GsoRefused {
-                        sent: to_plan(index),
+                        at: to_plan(index),
                         error,
                     };
                 }
                 PlanStop::Failed {
-                    index: to_plan(index),
+                    index: to_plan(index).message,
                     error,
                 }
             }
         };
-        Pass::Done(PlanReport { sent, stop })
+        Pass::Done(PlanReport {
+            sent: sent.message,
+            stop,
+            segments_sent: sent.segment,
+        })
     }
 }
 
@@ -513,9 +903,21 @@ enum Pass {
     Done(PlanReport),
     /// A GSO message failed before anything of it went out: resend its run without GSO.
     GsoRefused {
-        sent: usize,
+        at: PlanPosition,
         error: io::Error,
     },
+}
+
+/// One message of a built batch: where in the plan it starts, and whether it is a GSO message.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    start: PlanPosition,
+    gso: bool,
+}
+
+/// Whether a 16-byte IPv6 address is IPv4-mapped (`::ffff:a.b.c.d`).
+fn is_v4_mapped(octets: &[u8; 16]) -> bool {
+    octets[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
 }
 
 #[cold]
@@ -580,6 +982,42 @@ mod tests {
             SendPlan::new(vec![1, 1], &[], vec![0], d),
             Err(PlanError::DestinationCountMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn gso_runs_never_take_in_a_segmented_message_or_another_source() {
+        let to = addr("127.0.0.1:9");
+        let mut plan = SendPlan::new(vec![8; 8], &[], vec![], vec![to]).unwrap();
+        assert_eq!(plan.gso_run(0, 8), 8);
+        plan.set_segment_sizes(vec![0, 0, 0, 4, 0, 0, 0, 0])
+            .unwrap();
+        assert_eq!(plan.gso_run(0, 8), 3, "stops before the segmented message");
+        assert_eq!(plan.gso_run(4, 8), 4);
+        let one = SourceRequest {
+            address: Some("127.0.0.2".parse().unwrap()),
+            interface: 0,
+        };
+        let two = SourceRequest {
+            interface: 1,
+            ..one
+        };
+        plan.set_sources(
+            vec![
+                None,
+                None,
+                None,
+                None,
+                Some(one),
+                Some(one),
+                Some(two),
+                None,
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(plan.gso_run(0, 8), 3);
+        assert_eq!(plan.gso_run(4, 8), 2, "same source only");
+        assert_eq!(plan.gso_run(6, 8), 1);
     }
 
     #[test]

@@ -40,10 +40,33 @@ struct MessageSlot {
     gso_segment_size: u16,
     /// TOS byte / traffic class (DSCP << 2 | ECN) for this message (0: the socket's own).
     tos: u8,
+    /// Index into `SendScratch::sources` of the source address / interface this message is
+    /// sent with ([`NO_SOURCE`]: the routing's choice).
+    source: u32,
 }
 
-/// Control space per message: `UDP_SEGMENT`, `IP_TOS` and `IPV6_TCLASS` (24 bytes each).
-const SEND_CONTROL_WORDS: usize = 12;
+/// [`MessageSlot::source`] of a message sent without `IP_PKTINFO` / `IPV6_PKTINFO`.
+const NO_SOURCE: u32 = u32::MAX;
+
+/// Where a datagram leaves from: sent as an `IP_PKTINFO` (`ipi_spec_dst`, `ipi_ifindex`) or
+/// `IPV6_PKTINFO` (`ipi6_addr`, `ipi6_ifindex`) control message. An unspecified address
+/// (0.0.0.0 / ::) leaves the source to the routing; `interface` 0 leaves the interface to it.
+/// Use `V4` for IPv4 and IPv4-mapped destinations, `V6` for IPv6 ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketSource {
+    V4 {
+        address: std::net::Ipv4Addr,
+        interface: u32,
+    },
+    V6 {
+        address: std::net::Ipv6Addr,
+        interface: u32,
+    },
+}
+
+/// Control space per message: `UDP_SEGMENT`, `IP_TOS` and `IPV6_TCLASS` (24 bytes each) and
+/// one packet-info message (`IPV6_PKTINFO`: 40 bytes, `IP_PKTINFO`: 32).
+const SEND_CONTROL_WORDS: usize = 16;
 
 /// Reusable memory for building batches. Keep one per socket (or per thread) so that steady-state
 /// sends allocate nothing.
@@ -52,6 +75,8 @@ pub struct SendScratch {
     segments: Vec<libc::iovec>,
     messages: Vec<MessageSlot>,
     destinations: Vec<SockAddr>,
+    /// Source addresses / interfaces messages of the current batch are sent with.
+    sources: Vec<PacketSource>,
     headers: Vec<libc::mmsghdr>,
     /// Control-message space for GSO / TOS messages of the current chunk, 8-byte aligned.
     control: Vec<[u64; SEND_CONTROL_WORDS]>,
@@ -86,6 +111,7 @@ impl SendScratch {
         self.segments.clear();
         self.messages.clear();
         self.destinations.clear();
+        self.sources.clear();
         self.bytes_sent.clear();
         Batch {
             scratch: self,
@@ -174,6 +200,7 @@ impl<'data> Batch<'_, 'data> {
             destination,
             gso_segment_size: segment_size,
             tos: 0,
+            source: NO_SOURCE,
         });
         self.open_message = true;
     }
@@ -188,6 +215,25 @@ impl<'data> Batch<'_, 'data> {
         }
         if let Some(slot) = self.scratch.messages.last_mut() {
             slot.tos = tos;
+        }
+        Ok(())
+    }
+
+    /// Sends the message started last from `source` (`IP_PKTINFO` / `IPV6_PKTINFO`).
+    pub fn set_source(&mut self, source: PacketSource) -> Result<(), BatchError> {
+        if !self.open_message {
+            return Err(BatchError::NoOpenMessage);
+        }
+        // Consecutive messages from one source (a cut GSO message, a run) share one entry.
+        let index = match self.scratch.sources.last() {
+            Some(last) if *last == source => self.scratch.sources.len() - 1,
+            _ => {
+                self.scratch.sources.push(source);
+                self.scratch.sources.len() - 1
+            }
+        };
+        if let Some(slot) = self.scratch.messages.last_mut() {
+            slot.source = index as u32;
         }
         Ok(())
     }
@@ -403,7 +449,7 @@ impl SendScratch {
         }
         let control_count = self.messages[start..start + len]
             .iter()
-            .filter(|m| m.gso_segment_size != 0 || m.tos != 0)
+            .filter(|m| m.gso_segment_size != 0 || m.tos != 0 || m.source != NO_SOURCE)
             .count();
         self.control.clear();
         self.control.reserve(control_count);
@@ -420,7 +466,7 @@ impl SendScratch {
                 hdr.msg_name = address.as_ptr() as *mut libc::c_void;
                 hdr.msg_namelen = address.byte_len();
             }
-            if slot.gso_segment_size != 0 && slot.tos == 0 {
+            if slot.gso_segment_size != 0 && slot.tos == 0 && slot.source == NO_SOURCE {
                 // `reserve` above means this push never reallocates, so earlier pointers into
                 // `control` stay valid.
                 self.control.push([0; SEND_CONTROL_WORDS]);
@@ -433,7 +479,7 @@ impl SendScratch {
                 );
                 hdr.msg_control = cmsg.as_mut_ptr().cast();
                 hdr.msg_controllen = used as _;
-            } else if slot.tos != 0 {
+            } else if slot.tos != 0 || slot.source != NO_SOURCE {
                 // As above: no reallocation, so earlier pointers stay valid.
                 self.control.push([0; SEND_CONTROL_WORDS]);
                 let words = self.control.last_mut().expect("just pushed");
@@ -449,8 +495,11 @@ impl SendScratch {
                     None => (true, true),
                 };
                 let mut encoder = Encoder::new(words);
-                // Three messages of CMSG_SPACE(4) at most fit SEND_CONTROL_WORDS: cannot fail.
+                // Three messages of CMSG_SPACE(4) and one packet info at most fit
+                // SEND_CONTROL_WORDS: cannot fail.
                 let mut ok = true;
+                let tos_wanted = slot.tos != 0;
+                let (v4, v6) = (v4 && tos_wanted, v6 && tos_wanted);
                 if slot.gso_segment_size != 0 {
                     ok &= encoder
                         .push(&Cmsg::GsoSegment(slot.gso_segment_size))
@@ -461,6 +510,21 @@ impl SendScratch {
                 }
                 if v6 {
                     ok &= encoder.push(&Cmsg::TrafficClass(slot.tos)).is_ok();
+                }
+                if let Some(source) = self.sources.get(slot.source as usize) {
+                    // On send the kernel takes `ipi_spec_dst` / `ipi6_addr` as the source and
+                    // `ipi_ifindex` as the outgoing interface (the encoder's `dst`).
+                    let info = match *source {
+                        PacketSource::V4 { address, interface } => Cmsg::PacketInfoV4 {
+                            dst: address,
+                            ifindex: interface,
+                        },
+                        PacketSource::V6 { address, interface } => Cmsg::PacketInfoV6 {
+                            dst: address,
+                            ifindex: interface,
+                        },
+                    };
+                    ok &= encoder.push(&info).is_ok();
                 }
                 debug_assert!(ok, "send control space too small");
                 let used = encoder.len();
