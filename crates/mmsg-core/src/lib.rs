@@ -10,6 +10,7 @@
 //! - [`plan`]: a batch as plain data, checked against the views' bytes at send time;
 //! - [`endpoint`]: what one JS socket owns (descriptor, scratch, capabilities, drop counter);
 //! - [`socket`]: a non-blocking UDP socket with `node:dgram`'s options;
+//! - [`steer`]: every core: a reuseport group steered by the receiving CPU, thread affinity;
 //! - [`reactor`]: one epoll thread that tells the JS thread when a socket is ready;
 //! - [`addr`], [`errno`]: addresses and error names;
 //! - `sys`: the only module with `unsafe` code.
@@ -24,6 +25,7 @@ pub mod reactor;
 pub mod recv;
 pub mod send;
 pub mod socket;
+pub mod steer;
 mod sys;
 
 pub use addr::{AddrError, SockAddr};
