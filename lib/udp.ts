@@ -1089,10 +1089,14 @@ export class UdpSocket extends EventEmitter {
 
   /**
    * Removes the steering program of this socket's `reusePort` group (`SO_DETACH_REUSEPORT_BPF`):
-   * back to the 4-tuple hash. A group without one throws the kernel's `ENOENT`.
+   * back to the 4-tuple hash. A group without one throws the kernel's `ENOENT`, a socket
+   * created without `reusePort` `ERR_INVALID_STATE`.
    */
   clearSteering(): void {
     this.#checkOpen()
+    if (!this.#call(() => this.#native.reusePort())) {
+      throw codedError('ERR_INVALID_STATE', 'Invalid state: clearSteering() needs a socket created with reusePort: true')
+    }
     this.#call(() => this.#native.detachSteering())
   }
 
