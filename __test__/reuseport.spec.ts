@@ -195,10 +195,12 @@ const payloads = []
 socket.onBatch(createRecvBatch(64, 256), (b) => {
   for (let i = 0; i < b.count; i++) payloads.push(b.datagram(i).toString())
 })
-parentPort.once('message', () => {
+parentPort.on('message', (what) => {
   parentPort.postMessage({ affinity: getThreadAffinity(), payloads, drops: socket.dropCount })
-  socket.close()
-  parentPort.close()
+  if (what === 'stop') {
+    socket.close()
+    parentPort.close()
+  }
 })
 parentPort.postMessage({ port: socket.address().port })
 `
@@ -215,12 +217,17 @@ steering('across worker_threads: each worker pins its own thread, and receives e
     port = bound.port
   }
   await Promise.all([flows(0, port, 3, 30, 'w0'), flows(1, port, 3, 30, 'w1')])
-  await sleep(200)
-  const reports = await Promise.all(workers.map(async (w) => {
-    const reply = once(w, 'message')
-    w.postMessage('report')
-    return ((await reply) as [{ affinity: number[]; payloads: string[]; drops: number }])[0]
-  }))
+  const report = (what: 'report' | 'stop'): Promise<Array<{ affinity: number[]; payloads: string[]; drops: number }>> =>
+    Promise.all(workers.map(async (w) => {
+      const reply = once(w, 'message')
+      w.postMessage(what)
+      return ((await reply) as [{ affinity: number[]; payloads: string[]; drops: number }])[0]
+    }))
+  // Bounded wait until all 180 arrived (the workers receive on their own threads), then linger.
+  const deadline = Date.now() + 5000
+  while ((await report('report')).reduce((sum, r) => sum + r.payloads.length, 0) < 180 && Date.now() < deadline) await sleep(20)
+  await sleep(50)
+  const reports = await report('stop')
   t.deepEqual(reports.map((r) => r.affinity), [[0], [1]])
   t.deepEqual(getThreadAffinity(), mainAffinity, 'the main thread keeps its own affinity')
   t.deepEqual(reports[0]!.payloads.sort(), expected('w0', 3, 30))
