@@ -163,6 +163,16 @@ export declare class NativeSocket {
    * each error notification call it again (or `arm`) to keep watching.
    */
   armErrors(): void
+  /** Whether `SO_REUSEPORT` is on. */
+  reusePort(): boolean
+  /** Attaches the `cpu % groupSize` program to this socket's reuseport group (1 to 65535). */
+  steerByCpu(groupSize: number): void
+  /** Removes the group's steering program (`ENOENT` if it has none). */
+  detachSteering(): void
+  /** `SO_INCOMING_CPU`, -1 for none. */
+  incomingCpu(): number
+  /** Sets `SO_INCOMING_CPU` (0 to 2^31 - 1). */
+  setIncomingCpu(cpu: number): void
 }
 
 /** An address as `dgram`'s `socket.address()` returns it. */
@@ -171,6 +181,9 @@ export interface AddressInfo {
   family: string
   port: number
 }
+
+/** The CPUs the calling thread may run on, ascending. */
+export declare function getThreadAffinity(): Array<number>
 
 /** Most buffers one message may gather (IOV_MAX). */
 export declare const MAX_BUFFERS_PER_MESSAGE: number
@@ -221,6 +234,9 @@ export declare function recvmmsg(fd: number, buffers: Uint8Array[], flags: numbe
  * Arguments as `NativeSocket.send`; `bytesSent[i]` (if given) receives message `i`'s `msg_len`.
  */
 export declare function sendmmsg(fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number, lengths?: Uint32Array | null): Array<number>
+
+/** Pins the calling thread to `cpus` (each 0 to 65535, at least one). */
+export declare function setThreadAffinity(cpus: Array<number>): void
 
 /**
  * Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a

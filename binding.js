@@ -836,8 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeSocket = nativeBinding.NativeSocket
+module.exports.getThreadAffinity = nativeBinding.getThreadAffinity
 module.exports.MAX_BUFFERS_PER_MESSAGE = nativeBinding.MAX_BUFFERS_PER_MESSAGE
 module.exports.MAX_MESSAGES_PER_CALL = nativeBinding.MAX_MESSAGES_PER_CALL
 module.exports.recvmmsg = nativeBinding.recvmmsg
 module.exports.sendmmsg = nativeBinding.sendmmsg
+module.exports.setThreadAffinity = nativeBinding.setThreadAffinity
 module.exports.trySendmmsg = nativeBinding.trySendmmsg

@@ -9,6 +9,7 @@ export type { SocketType, UdpSocketOptions, AddressInfo, RecvBatch, LookupFuncti
 export type { Datagram, RemoteInfo } from './receive'
 export type { Payload, DatagramBody, OutgoingMessage, BatchEntry } from './payload'
 export { SendError } from './errors'
+export { setThreadAffinity, getThreadAffinity } from './cpu'
 export {
   sendmmsg,
   trySendmmsg,

@@ -1403,6 +1403,73 @@ export class UdpSocket extends EventEmitter {
     e.syscall = syscall
     return e
   }
+
+  // ---- all cores: reusePort groups steered by CPU -------------------------------------------
+
+  /**
+   * Steers this socket's `reusePort` group by CPU: a datagram whose receive path (softirq) runs
+   * on CPU `c` goes to the group's socket number `c % groupSize`, so with one socket per core,
+   * each served by a thread pinned to its core ({@link setThreadAffinity}), every datagram is
+   * handled on the core that received it (and a flow the NIC keeps on one core stays on one
+   * socket). A socket's number is the order in which the group's sockets were bound (the first
+   * is 0; when one closes, the last takes its number); a number with no socket yet falls back
+   * to the kernel's 4-tuple hash. Call it on any one socket of the group, once bound; it
+   * replaces any program the group had (a classic BPF program, `SO_ATTACH_REUSEPORT_CBPF`).
+   *
+   * Throws `ERR_OUT_OF_RANGE` for a `groupSize` that is not an integer 1–65535, and
+   * `ERR_INVALID_STATE` for a socket that is not bound or was created without `reusePort`.
+   */
+  steerByCpu(groupSize: number): void {
+    this.#checkOpen()
+    if (typeof groupSize !== 'number') throw invalidArgType('groupSize', 'of type number', groupSize)
+    if (!Number.isInteger(groupSize) || groupSize < 1 || groupSize > 65535) {
+      throw outOfRange('groupSize', 'an integer >= 1 and <= 65535', groupSize)
+    }
+    if (!this.#call(() => this.#native.reusePort())) {
+      throw codedError('ERR_INVALID_STATE', 'Invalid state: steerByCpu() needs a socket created with reusePort: true')
+    }
+    // The group is the bound port's: before bind() there is none to steer (and what the kernel
+    // would do with a program attached to a socket that joins a group later is not this).
+    if (this.#call(() => this.#native.localAddress()).port === 0) {
+      throw codedError('ERR_INVALID_STATE', 'Invalid state: steerByCpu() needs a bound socket (bind() it first)')
+    }
+    this.#call(() => this.#native.steerByCpu(groupSize))
+  }
+
+  /**
+   * Removes the steering program of this socket's `reusePort` group (`SO_DETACH_REUSEPORT_BPF`):
+   * back to the 4-tuple hash. A group without one throws the kernel's `ENOENT`, a socket
+   * created without `reusePort` `ERR_INVALID_STATE`.
+   */
+  clearSteering(): void {
+    this.#checkOpen()
+    if (!this.#call(() => this.#native.reusePort())) {
+      throw codedError('ERR_INVALID_STATE', 'Invalid state: clearSteering() needs a socket created with reusePort: true')
+    }
+    this.#call(() => this.#native.detachSteering())
+  }
+
+  /**
+   * `SO_INCOMING_CPU`: the CPU that last received a datagram for this socket, or the value set
+   * with {@link setIncomingCpu}; -1 for neither. Linux records the receiving CPU only on
+   * connected sockets (an unconnected one keeps what was set).
+   */
+  get incomingCpu(): number {
+    this.#checkOpen()
+    return this.#call(() => this.#native.incomingCpu())
+  }
+
+  /**
+   * Sets `SO_INCOMING_CPU`. On Linux 6.2 and later, in a `reusePort` group without a steering
+   * program, a datagram received on CPU `c` goes to a socket whose value is `c` (if any; else
+   * the hash picks): steering by CPU without BPF, when each socket names its own core.
+   */
+  setIncomingCpu(cpu: number): void {
+    this.#checkOpen()
+    if (typeof cpu !== 'number') throw invalidArgType('cpu', 'of type number', cpu)
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu > 0x7fffffff) throw outOfRange('cpu', 'an integer >= 0 and <= 2147483647', cpu)
+    this.#call(() => this.#native.setIncomingCpu(cpu))
+  }
 }
 
 /** Creates a {@link UdpSocket}, like `dgram.createSocket` (an optional `'messages'` listener). */

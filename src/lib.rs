@@ -9,6 +9,7 @@
 
 #![deny(clippy::all)]
 
+mod cpu;
 mod errors;
 mod functions;
 mod read;

@@ -1438,3 +1438,80 @@ impl NativeSocket {
         self.apply_ref(&env, false)
     }
 }
+
+/// Using every core: reuseport groups steered by the receiving CPU (the core's `steer` module).
+#[napi]
+impl NativeSocket {
+    /// Whether `SO_REUSEPORT` is on.
+    #[napi]
+    pub fn reuse_port(&self, env: Env) -> Result<bool> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .reuse_port()
+                    .map_err(|e| Failure::system(e, "getsockopt"))
+            })
+        })
+    }
+
+    /// Attaches the `cpu % groupSize` program to this socket's reuseport group (1 to 65535).
+    #[napi]
+    pub fn steer_by_cpu(&self, env: Env, group_size: u32) -> Result<()> {
+        guarded(&env, || {
+            let size = u16::try_from(group_size)
+                .ok()
+                .and_then(std::num::NonZeroU16::new)
+                .ok_or_else(|| Failure::Range("groupSize must be 1 to 65535".into()))?;
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .steer_by_cpu(size)
+                    .map_err(|e| Failure::system(e, "setsockopt"))
+            })
+        })
+    }
+
+    /// Removes the group's steering program (`ENOENT` if it has none).
+    #[napi]
+    pub fn detach_steering(&self, env: Env) -> Result<()> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .detach_group_program()
+                    .map_err(|e| Failure::system(e, "setsockopt"))
+            })
+        })
+    }
+
+    /// `SO_INCOMING_CPU`, -1 for none.
+    #[napi]
+    pub fn incoming_cpu(&self, env: Env) -> Result<i32> {
+        guarded(&env, || {
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .incoming_cpu()
+                    .map(|cpu| cpu.map_or(-1, |c| c as i32))
+                    .map_err(|e| Failure::system(e, "getsockopt"))
+            })
+        })
+    }
+
+    /// Sets `SO_INCOMING_CPU` (0 to 2^31 - 1).
+    #[napi]
+    pub fn set_incoming_cpu(&self, env: Env, cpu: u32) -> Result<()> {
+        guarded(&env, || {
+            if cpu > i32::MAX as u32 {
+                return Err(Failure::Range("cpu must be 0 to 2147483647".into()));
+            }
+            self.with_endpoint(|s| {
+                endpoint(s)
+                    .socket()
+                    .set_incoming_cpu(cpu)
+                    .map_err(|e| Failure::system(e, "setsockopt"))
+            })
+        })
+    }
+}

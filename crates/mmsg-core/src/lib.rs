@@ -10,6 +10,7 @@
 //! - [`plan`]: a batch as plain data, checked against the views' bytes at send time;
 //! - [`endpoint`]: what one JS socket owns (descriptor, scratch, capabilities, drop counter);
 //! - [`socket`]: a non-blocking UDP socket with `node:dgram`'s options;
+//! - [`steer`]: every core: a reuseport group steered by the receiving CPU, thread affinity;
 //! - [`reactor`]: one epoll thread that tells the JS thread when a socket is ready;
 //! - [`errqueue`]: the socket error queue (ICMP / path-MTU errors) as plain entries;
 //! - [`addr`], [`errno`]: addresses and error names;
@@ -27,6 +28,7 @@ pub mod recv;
 pub mod send;
 pub mod slab;
 pub mod socket;
+pub mod steer;
 mod sys;
 
 pub use addr::{AddrError, SockAddr};

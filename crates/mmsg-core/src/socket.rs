@@ -601,3 +601,41 @@ impl From<io::Error> for MembershipError {
         MembershipError::System(e)
     }
 }
+
+/// Using every core: `SO_REUSEPORT` groups steered by the receiving CPU (see [`crate::steer`]).
+impl UdpSocket {
+    /// Whether `SO_REUSEPORT` is on (so the socket is, once bound, in its port's group).
+    pub fn reuse_port(&self) -> io::Result<bool> {
+        Ok(self.get_int(libc::SOL_SOCKET, libc::SO_REUSEPORT)? != 0)
+    }
+
+    /// Attaches [`crate::steer::cpu_steering_program`] to this socket's reuseport group: datagram
+    /// received on CPU `c` goes to the group's socket number `c % group_size`. The kernel says
+    /// `EINVAL` if the socket is bound without `SO_REUSEPORT`.
+    pub fn steer_by_cpu(&self, group_size: std::num::NonZeroU16) -> io::Result<()> {
+        let program = crate::steer::cpu_steering_program(group_size);
+        crate::steer::attach_group_program(self.raw_fd(), &program)
+    }
+
+    /// Removes the group's steering program (`SO_DETACH_REUSEPORT_BPF`): back to the 4-tuple
+    /// hash. `ENOENT` from the kernel if the group has none.
+    pub fn detach_group_program(&self) -> io::Result<()> {
+        self.set_int(libc::SOL_SOCKET, libc::SO_DETACH_REUSEPORT_BPF, 0)
+    }
+
+    /// `SO_INCOMING_CPU`: the CPU that last received a datagram for this socket, or the value
+    /// set with [`UdpSocket::set_incoming_cpu`] (`None`: neither). Linux records the receiving
+    /// CPU only on connected UDP sockets; an unconnected one keeps what was set.
+    pub fn incoming_cpu(&self) -> io::Result<Option<u32>> {
+        let cpu = self.get_int(libc::SOL_SOCKET, libc::SO_INCOMING_CPU)?;
+        Ok(u32::try_from(cpu).ok())
+    }
+
+    /// Sets `SO_INCOMING_CPU`. Linux 6.2 and later also use it to pick a reuseport group's
+    /// socket when the group has no program: a datagram received on CPU `c` goes to a socket
+    /// whose value is `c`, if any.
+    pub fn set_incoming_cpu(&self, cpu: u32) -> io::Result<()> {
+        let cpu = i32::try_from(cpu).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        self.set_int(libc::SOL_SOCKET, libc::SO_INCOMING_CPU, cpu)
+    }
+}

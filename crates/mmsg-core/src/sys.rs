@@ -1170,3 +1170,70 @@ pub fn cast_words_mut<T: Word>(bytes: &mut [u8]) -> Option<&mut [T]> {
     let (head, middle, _) = unsafe { bytes.align_to_mut::<T>() };
     head.is_empty().then_some(middle)
 }
+
+// ---- reuseport steering and thread affinity (see `steer.rs`) --------------------------------
+
+/// `setsockopt(SO_ATTACH_REUSEPORT_CBPF)`: attaches a classic BPF program to the reuseport
+/// group of `fd`; for each datagram the program's return value is the index of the group's
+/// socket that receives it. The kernel copies (and checks) the program during the call.
+pub fn attach_reuseport_cbpf(fd: RawFd, program: &[libc::sock_filter]) -> io::Result<()> {
+    let len =
+        u16::try_from(program.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fprog = libc::sock_fprog {
+        len,
+        // The kernel only reads through this pointer (the struct's field is `*mut` in C).
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` is a valid sock_fprog for the duration of the call and its `filter`
+    // points at `program.len()` initialised instructions that `program` keeps alive until the
+    // call returns; the kernel copies them (`copy_from_user`) and keeps no pointer to our memory.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// The raw `sched_setaffinity(0, ...)` system call: pins the calling thread (not the whole
+/// process) to the CPUs whose bits are set in `mask` (bit `i % BITS` of word `i / BITS`, the
+/// kernel's `unsigned long` bitmap layout).
+pub fn set_thread_affinity_mask(mask: &[libc::c_ulong]) -> io::Result<()> {
+    // SAFETY: `mask` is valid for reads of `size_of_val(mask)` bytes for the call; the kernel
+    // only reads it. Thread id 0 means the calling thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            0 as libc::c_long,
+            std::mem::size_of_val(mask) as libc::c_ulong,
+            mask.as_ptr(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The raw `sched_getaffinity(0, ...)` system call: the calling thread's CPU mask, written into
+/// `mask`. `EINVAL` when `mask` has fewer bits than the kernel's CPU ids (ask again with more).
+pub fn thread_affinity_mask(mask: &mut [libc::c_ulong]) -> io::Result<()> {
+    // SAFETY: `mask` is valid for writes of `size_of_val(mask)` bytes for the call; the kernel
+    // writes at most that many bytes. Thread id 0 means the calling thread.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getaffinity,
+            0 as libc::c_long,
+            std::mem::size_of_val(mask) as libc::c_ulong,
+            mask.as_mut_ptr(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
