@@ -22,6 +22,8 @@ export declare class NativeSocket {
   family(): number
   /** A descriptor for this socket that the caller may use or close (a duplicate). */
   fd(): number
+  /** This socket's id for `socketSendDatagram` / `socketRecvSlab`. */
+  get id(): number
   isClosed(): boolean
   bind(address: string, port: number): void
   connect(address: string, port: number): void
@@ -123,23 +125,12 @@ export declare class NativeSocket {
    */
   static recvLayout(capacity: number, slotSize: number, metadata: boolean): Array<number>
   /**
-   * Receives into `slab` (laid out by `recvLayout(capacity, slotSize, metadata)`); returns
-   * the datagrams received (0: none queued). Flags as in `recv`.
-   */
-  recvSlab(slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean): number
-  /**
    * Parses `address`/`port` for this socket's family and returns an id for `sendDatagram`.
    * Ids stay valid until `clearDestinations`; at most 4096 are kept (RangeError after).
    */
   addDestination(address: string, port: number): number
   /** Forgets every id `addDestination` returned. */
   clearDestinations(): void
-  /**
-   * Sends `view` (which must still be `length` bytes long) as one datagram to destination
-   * id `destination` (`0xffffffff`: the connected peer). Returns 1, or 0 if the socket would
-   * block; a failure throws with `index` 0 and `sent` 0.
-   */
-  sendDatagram(view: Uint8Array, length: number, destination: number, flags: number): number
   /** `IP_RECVERR` / `IPV6_RECVERR` for any socket, with the core's pending-error retry. */
   setReceiveErrors(on: boolean): void
   /**
@@ -237,6 +228,21 @@ export declare function sendmmsg(fd: number, views: Uint8Array[], pieceCounts: U
 
 /** Pins the calling thread to `cpus` (each 0 to 65535, at least one). */
 export declare function setThreadAffinity(cpus: Array<number>): void
+
+/**
+ * Receives into `slab` (laid out by `NativeSocket.recvLayout(capacity, slotSize, metadata)`)
+ * on socket `socket` (its `id`); returns the datagrams received (0: none queued). Flags as in
+ * `recv`.
+ */
+export declare function socketRecvSlab(socket: number, slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean): number
+
+/**
+ * Sends `view` (which must still be `length` bytes long) as one datagram from socket
+ * `socket` (its `id`) to destination id `destination` (from `addDestination`; `0xffffffff`:
+ * the connected peer). Returns 1, or 0 if the socket would block; a failure throws with
+ * `index` 0 and `sent` 0.
+ */
+export declare function socketSendDatagram(socket: number, view: Uint8Array, length: number, destination: number, flags: number): number
 
 /**
  * Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a

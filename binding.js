@@ -842,4 +842,6 @@ module.exports.MAX_MESSAGES_PER_CALL = nativeBinding.MAX_MESSAGES_PER_CALL
 module.exports.recvmmsg = nativeBinding.recvmmsg
 module.exports.sendmmsg = nativeBinding.sendmmsg
 module.exports.setThreadAffinity = nativeBinding.setThreadAffinity
+module.exports.socketRecvSlab = nativeBinding.socketRecvSlab
+module.exports.socketSendDatagram = nativeBinding.socketSendDatagram
 module.exports.trySendmmsg = nativeBinding.trySendmmsg
