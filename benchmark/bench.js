@@ -290,7 +290,8 @@ function ratios(results) {
   }
   const c1 = cell(64, 1)
   if (c1) {
-    add('send-batch1-vs-c', '64 B, batch 1, one destination: trySend([buffer], port, address) / C sendmmsg loop, batch 1', c1.results['pkg-buffers'], c1.results.c)
+    add('send-batch1-vs-c', '64 B, batch 1, one destination: trySend([buffer], port, address) / C sendmmsg loop, batch 1', c1.results['pkg-buffers'], c1.results.c, 0.95)
+    add('send-batch1-vs-dgram', '64 B, batch 1, one destination: trySend([buffer], port, address) / node:dgram unconnected, one send in flight (never slower)', c1.results['pkg-buffers'], c1.results.dgram, 1)
     add('layer-vs-binding-batch1', '64 B, batch 1, one destination: the TypeScript layer, trySend([buffer], port, address) / the binding alone', c1.results['pkg-buffers'], c1.results['binding-buffers'])
   }
   const c64 = cell(64, 64)
@@ -299,9 +300,12 @@ function ratios(results) {
     add('send-vs-c', '64 B, batch 64, one destination: trySend(buffers, port, address) / C sendmmsg loop', r['pkg-buffers'], r.c, 0.95)
     add('layer-vs-binding', '64 B, batch 64, one destination: the TypeScript layer, trySend(buffers, port, address) / the binding alone, NativeSocket.send(buffers, ...)', r['pkg-buffers'], r['binding-buffers'], 0.97)
     add('send-vs-dgram', '64 B, batch 64, one destination: trySend(buffers, port, address) / node:dgram connected', r['pkg-buffers'], r['dgram-connected'], 1.4)
-    add('send-vs-c-gso', '64 B, batch 64, one destination: trySend(buffers, port, address) (GSO without asking) / C sendmmsg loop of one 64-segment GSO message', r['pkg-buffers'], r['c-gso'])
+    add('send-vs-c-gso', '64 B, batch 64, one destination: trySend(buffers, port, address) (GSO without asking) / C sendmmsg loop of one 64-segment GSO message', r['pkg-buffers'], r['c-gso'], 0.9)
+    add('send-gso-vs-dgram', '64 B, batch 64, one destination: trySend(buffers, port, address) (GSO without asking) / node:dgram unconnected', r['pkg-buffers'], r.dgram, 4)
+    add('packed-gso-vs-c-gso', '64 B, batch 64: trySendSegmented(packed, 64, ...) / C sendmmsg loop of one 64-segment GSO message', r['pkg-gso'], r['c-gso'])
     add('packed-vs-c', '64 B, batch 64: trySendPacked / C sendmmsg loop', r['pkg-packed'], r.c)
-    add('messages-vs-c', '64 B, batch 64: trySend([{ data, address, port }]) / C sendmmsg loop', r['pkg-messages'], r.c)
+    add('messages-vs-c', '64 B, batch 64: trySend([{ data, address, port }]) / C sendmmsg loop', r['pkg-messages'], r.c, 0.95)
+    add('messages-ecn-vs-plain', '64 B, batch 64: per-message metadata asked for, trySend([{ ..., ecn: 2 }]) / the same without ecn', r['pkg-messages-ecn'], r['pkg-messages'], 0.9)
     add('connected-vs-c', '64 B, batch 64: connected trySend(buffers) / C sendmmsg loop, connected', r['pkg-connected'], r['c-connected'])
     if (r.dropin) add('dropin-vs-dgram', "64 B, 64 in flight: unchanged dgram code via 'sendmmsg/dgram' / node:dgram unconnected", r.dropin, r.dgram)
     add('connected-vs-dgram', '64 B, batch 64: connected trySend(buffers) / node:dgram connected', r['pkg-connected'], r['dgram-connected'])
@@ -309,9 +313,10 @@ function ratios(results) {
   if (results.receive) {
     const r = Object.fromEntries(results.receive.receivers.map((x) => [x.id, x.summary]))
     add('recv-vs-dgram', 'Receive, 64 B flood: onBatch / node:dgram', r['pkg-batch'], r.dgram, 2)
-    add('recv-messages-vs-dgram', "Receive, 64 B flood: 'messages' events / node:dgram", r['pkg-messages'], r.dgram)
+    add('recv-messages-vs-dgram', "Receive, 64 B flood: 'messages' events / node:dgram", r['pkg-messages'], r.dgram, 2)
+    if (r['pkg-batch-meta']) add('recv-meta-vs-plain', 'Receive, 64 B flood: onBatch with ECN, packet info and timestamps on / onBatch without', r['pkg-batch-meta'], r['pkg-batch'], 0.9)
     add('recv-message-vs-dgram', "Receive, 64 B flood: 'message' events (dgram's shape) / node:dgram", r['pkg-message'], r.dgram)
-    add('recv-vs-c', 'Receive, 64 B flood: onBatch / C recvmmsg loop', r['pkg-batch'], r.c)
+    add('recv-vs-c', 'Receive, 64 B flood: onBatch / C recvmmsg loop', r['pkg-batch'], r.c, 0.95)
   }
   if (results.delivered) {
     const d = Object.fromEntries(results.delivered.senders.map((x) => [x.id, x.summary]))

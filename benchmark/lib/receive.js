@@ -22,6 +22,7 @@ const RCVBUF = 4 << 20 // requested SO_RCVBUF for every receiver (the kernel cap
 const RECEIVERS = [
   { id: 'dgram', label: "node:dgram 'message' events", group: 'dgram' },
   { id: 'pkg-batch', label: 'onBatch(createRecvBatch(1024, 2048))', group: 'package' },
+  { id: 'pkg-batch-meta', label: 'onBatch, with setReceiveMetadata({ ecn, packetInfo, timestamps })', group: 'package' },
   { id: 'pkg-messages', label: "'messages' events (Datagram[] per receive batch)", group: 'package' },
   { id: 'pkg-message', label: "'message' events (msg, rinfo), dgram's shape", group: 'package' },
   // Unchanged dgram receive code through the drop-in, when built.
@@ -46,7 +47,8 @@ async function openReceiver(id, onCount) {
   const s = createSocket({ type: 'udp4', recvBufferSize: RCVBUF, receive: { maxDatagrams: 1024, maxSize: 2048 } })
   s.bind(0, LOOPBACK)
   const { port } = s.address()
-  if (id === 'pkg-batch') {
+  if (id === 'pkg-batch' || id === 'pkg-batch-meta') {
+    if (id === 'pkg-batch-meta') s.setReceiveMetadata({ ecn: true, packetInfo: true, timestamps: true })
     const batch = createRecvBatch(1024, 2048)
     s.onBatch(batch, (b) => onCount(b.count))
   } else if (id === 'pkg-message') {

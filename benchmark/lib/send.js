@@ -42,6 +42,13 @@ const SENDERS = [
     batchMeaning: 'messages per call',
   },
   {
+    id: 'pkg-messages-ecn',
+    label: 'trySend([{ data, address, port, ecn: 2 }]) (per-message ECN mark)',
+    short: 'trySend([{ ..., ecn: 2 }])',
+    group: 'package',
+    batchMeaning: 'messages per call',
+  },
+  {
     id: 'pkg-buffers',
     label: 'trySend(buffers, port, address)',
     group: 'package',
@@ -201,6 +208,7 @@ async function createSendBench({ bins }) {
   function cell(size, batch, cap) {
     const buffers = Array.from({ length: batch }, (_, i) => Buffer.alloc(size, i & 0xff))
     const messages = buffers.map((b) => ({ data: b, address: LOOPBACK, port }))
+    const messagesEcn = buffers.map((b) => ({ data: b, address: LOOPBACK, port, ecn: 2 }))
     const packed = Buffer.alloc(size * batch, 0x5a)
     const lengths = new Uint32Array(batch).fill(size)
     const one = Buffer.alloc(size, 0x61)
@@ -221,6 +229,7 @@ async function createSendBench({ bins }) {
       dgram: (seconds) => dgramLoop(dgramUnconnected, one, batch, seconds, cap(seconds), port),
       'dgram-connected': (seconds) => dgramLoop(dgramConnected, one, batch, seconds, cap(seconds), undefined),
       'pkg-messages': (seconds) => syncLoop(() => tx.trySend(messages), batch, seconds, cap(seconds)),
+      'pkg-messages-ecn': (seconds) => syncLoop(() => tx.trySend(messagesEcn), batch, seconds, cap(seconds)),
       'pkg-buffers': (seconds) =>
         syncLoop(() => tx.trySend(buffers, port, LOOPBACK), batch, seconds, cap(seconds)),
       'binding-buffers': (seconds) =>
