@@ -1,7 +1,8 @@
 // Received metadata (issue 13) between two network namespaces these tests make for themselves,
 // A and B, joined by a veth pair: ECN marks sent per message from A, read back in B and checked
 // on the wire in a pcap that tcpdump writes on B's interface; packet info on an interface with
-// two addresses of each family; kernel receive timestamps against the wall clock and
+// two addresses of each family (through every receive path: 'messages' + 'message', the async
+// iterator, tryRecv, onBatch, tryRecvBatch); kernel receive timestamps against the wall clock and
 // process.hrtime; and what a socket reports with metadata off. The sender and the receiver are
 // Node processes run inside A and B (the test process stays in the root namespace); CPython's
 // socket module is the independent peer. Addresses: 10.242.1.0/24 and fd00:242:1::/64, only
@@ -144,7 +145,7 @@ async function sendFromPython(lab: NetnsLab, messages: OutMessage[]): Promise<vo
 
 // ---- the receiver (our package, in namespace B) -------------------------------------------------
 
-type Via = 'messages' | 'messages+message' | 'onBatch' | 'tryRecvBatch' | 'tryRecv'
+type Via = 'messages' | 'messages+message' | 'iterator' | 'onBatch' | 'tryRecvBatch' | 'tryRecv'
 type Metadata = { ecn?: boolean; packetInfo?: boolean; timestamps?: boolean }
 
 /** One received datagram as the receiver reported it (fields by the path it came through). */
@@ -241,6 +242,16 @@ function runPhase(p, index) {
       }
       socket.on('messages', onMessages)
       if (both) socket.on('message', onMessage)
+    } else if (p.via === 'iterator') {
+      ;(async () => {
+        for await (const list of socket) {
+          receives++
+          const wall = wallNs()
+          for (const d of list) datagrams.push(fromDatagram(d, wall))
+          if (complete()) break
+        }
+        finish()
+      })()
     } else if (p.via === 'onBatch') {
       socket.onBatch(batch, (b) => {
         receives++
@@ -589,7 +600,7 @@ for (const c of packetInfoCases) {
     const vethIndex = lab.link('b', 'eth0').ifindex
     const loIndex = lab.link('b', 'lo').ifindex
     t.not(vethIndex, loIndex)
-    const fromPackage = [alternating(0, 8, c.targets), alternating(100, 8, c.targets)]
+    const fromPackage = [alternating(0, 8, c.targets), alternating(100, 8, c.targets), alternating(400, 8, c.targets), alternating(500, 6, c.targets)]
     // CPython marks its datagrams with a DSCP (AF21) too: ecn rides along with packet info.
     const fromPython = hasPython ? [alternating(200, 6, c.pythonTargets, { tos: 0x48 }), alternating(300, 6, c.pythonTargets, { tos: 0x49 })] : [[], []]
     const got = await receiveInB(lab, c.receiver, [
@@ -599,6 +610,8 @@ for (const c of packetInfoCases) {
       },
       { metadata: { packetInfo: true, ecn: true }, via: 'onBatch', count: fromPackage[1]!.length, send: () => sendFromA(lab, c.sender, [{ messages: fromPackage[1]! }]) },
       { metadata: { packetInfo: true, ecn: true }, via: 'tryRecvBatch', count: fromPython[1]!.length, send: async () => { if (hasPython) await sendFromPython(lab, fromPython[1]!) } },
+      { metadata: { packetInfo: true, ecn: true }, via: 'iterator', count: fromPackage[2]!.length, send: () => sendFromA(lab, c.sender, [{ messages: fromPackage[2]! }]) },
+      { metadata: { packetInfo: true, ecn: true }, via: 'tryRecv', count: fromPackage[3]!.length, send: () => sendFromA(lab, c.sender, [{ messages: fromPackage[3]! }]) },
     ])
     const sent = [...fromPackage.flat(), ...fromPython.flat()]
     t.deepEqual(got.datagrams.map((d) => d.seq).sort((x, y) => x - y), sent.map((m) => m.seq).sort((x, y) => x - y))
@@ -674,6 +687,11 @@ netnsTest(`timestamps in B: non-decreasing across a batch, between the send and 
   const spacedGot = got.datagrams.filter((d) => d.phase === 1).sort((x, y) => x.seq - y.seq)
   t.deepEqual(spacedGot.map((d) => d.seq), spaced.map((g) => g.messages[0]!.seq))
   t.true(spacedGot.every((d) => d.timestampType === 'bigint' && d.ecn === undefined && d.destination === undefined), 'only the timestamp was asked for')
+  for (const [i, d] of spacedGot.entries()) {
+    const stamp = BigInt(d.timestamp!)
+    const from = BigInt(spacedSend!.sends[i]!.wallBeforeMs) * ms
+    t.true(stamp >= from && stamp <= BigInt(d.wallNs) + ms, `seq ${d.seq}: ${stamp} within [${from}, ${BigInt(d.wallNs) + ms}]`)
+  }
   const worst: bigint[] = []
   for (let i = 1; i < spacedGot.length; i++) {
     const stampGap = BigInt(spacedGot[i]!.timestamp!) - BigInt(spacedGot[i - 1]!.timestamp!)
