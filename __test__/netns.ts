@@ -138,6 +138,24 @@ export class NetnsLab {
     return this.startNode(ns, script, args, timeoutMs).done
   }
 
+  /**
+   * Starts `file ...args` inside `ns` (stdout and stderr piped), for tools such as tcpdump; the
+   * child is killed on `destroy()` if it is still running.
+   */
+  spawnIn(ns: string, file: string, args: string[] = []): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', this.name(ns), file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.#children.add(child)
+    child.once('exit', () => this.#children.delete(child))
+    return child
+  }
+
+  /** Interface `name` in `ns` as `ip -j link show` reports it: its index and MAC address. */
+  link(ns: string, name: string): { ifindex: number; address: string } {
+    const [info] = JSON.parse(this.ip('-n', this.name(ns), '-j', 'link', 'show', 'dev', name)) as Array<{ ifindex: number; address: string }>
+    if (info === undefined) throw new Error(`no interface ${name} in ${ns}`)
+    return { ifindex: info.ifindex, address: info.address }
+  }
+
   /** Kills the lab's children and deletes its namespaces (their veths go with them). */
   destroy(): void {
     for (const child of this.#children) child.kill('SIGKILL')
