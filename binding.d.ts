@@ -227,7 +227,7 @@ export declare function recvmmsg(fd: number, buffers: Uint8Array[], flags: numbe
 export declare function sendmmsg(fd: number, views: Uint8Array[], pieceCounts: Uint32Array | null, messageDestinations: Uint32Array | null, addresses: string[], ports: number[], flags: number, lengths?: Uint32Array | null): Array<number>
 
 /** Pins the calling thread to `cpus` (each 0 to 65535, at least one). */
-export declare function setThreadAffinity(cpus: Array<number>): void
+export declare function setThreadAffinity(cpus: number[]): void
 
 /**
  * Receives into `slab` (laid out by `NativeSocket.recvLayout(capacity, slotSize, metadata)`)

@@ -423,3 +423,34 @@ test('loopback: a connected receiving socket (no receiveErrors) reports port unr
   t.is(kept.length, 1)
   t.like(kept[0], { code: 'ECONNREFUSED', origin: 'icmp', destination: { port: peerPort } })
 })
+
+test('loopback: ICMP errors that find the receive buffer full (no queue entry, only the pending error) are each surfaced once; no send is failed by them; no spinning', async (t) => {
+  // Only an 'icmpError' listener: datagrams are not read, so the (smallest) receive buffer fills
+  // and the kernel has no room to queue the error entries; it still sets the pending error,
+  // which would fail the next send and keep poll reporting POLLERR.
+  const sock = createSocket({ type: 'udp4', receiveErrors: true, recvBufferSize: 1 })
+  t.teardown(() => sock.close())
+  sock.bind(0, '127.0.0.1')
+  await once(sock, 'listening')
+  const flood = createSocket('udp4')
+  t.teardown(() => flood.close())
+  flood.bind(0, '127.0.0.1')
+  for (let i = 0; i < 200; i++) flood.trySend([Buffer.alloc(100)], sock.address().port, '127.0.0.1')
+  const errors: Array<{ code: string; origin: string }> = []
+  sock.on('icmpError', (e) => errors.push({ code: e.code, origin: e.origin }))
+  const dead = createSocket('udp4')
+  dead.bind(0, '127.0.0.1')
+  const deadPort = dead.address().port
+  dead.close()
+  await sleep(10)
+  // Each send after the first meets the pending error of the one before: none may throw.
+  for (let i = 0; i < 3; i++) t.is(sock.trySend([Buffer.from(`to nobody ${i}`)], deadPort, '127.0.0.1'), 1)
+  const before = process.cpuUsage()
+  await sleep(300)
+  const used = process.cpuUsage(before)
+  const cpuMs = (used.user + used.system) / 1000
+  t.log(`CPU in the 300 ms after the errors: ${cpuMs.toFixed(1)} ms; entries: ${JSON.stringify(errors)}`)
+  t.true(cpuMs < 150, `the loop spun: ${cpuMs} ms of CPU in 300 ms`)
+  t.is(errors.length, 3, 'one entry per ICMP error, none lost, none twice')
+  t.true(errors.every((e) => e.code === 'ECONNREFUSED' && (e.origin === 'none' || e.origin === 'icmp')))
+})

@@ -320,3 +320,19 @@ test('one-datagram sends to more destinations than the binding keeps parsed (409
   tx.close()
   rx.close()
 })
+
+test('one-datagram sends: a refused destination right after the parsed-destination table was cleared does not break the next send', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  tx.bind(0, '127.0.0.1')
+  // 4095 other destinations plus the receiver fill the table (4096).
+  for (let port = 40000; port < 44095; port++) tx.trySend([Buffer.from('x')], port, '127.0.0.2')
+  t.is(tx.trySend([Buffer.from('first')], rx.port, '127.0.0.1'), 1)
+  // A new destination clears the table; this one is then refused (IPv6 on udp4).
+  t.throws(() => tx.trySend([Buffer.from('x')], rx.port, '::1'))
+  t.is(tx.trySend([Buffer.from('second')], rx.port, '127.0.0.1'), 1, 'the last destination still works')
+  const got = await rx.waitFor(2)
+  t.deepEqual(got.map((m) => m.data.toString()), ['first', 'second'])
+  tx.close()
+  rx.close()
+})

@@ -622,6 +622,9 @@ export class UdpSocket extends EventEmitter {
       if (this.#fastIds.size >= MAX_FAST_DESTINATIONS) {
         this.#native.clearDestinations()
         this.#fastIds.clear()
+        // The cleared ids are gone: forget the last one too (the add below may still fail).
+        this.#lastFastPort = -1
+        this.#lastFastId = PEER
       }
       try {
         id = this.#native.addDestination(a, port)

@@ -2,15 +2,19 @@
 //! serving one socket of a CPU-steered reuseport group can pin itself to that CPU. Node.js has no
 //! API for it; in a `worker_threads` worker the calling thread is the worker's own.
 
+use napi::bindgen_prelude::Unknown;
 use napi::{Env, Result};
 use napi_derive::napi;
 
 use crate::errors::{guarded, Failure};
+use crate::read;
 
 /// Pins the calling thread to `cpus` (each 0 to 65535, at least one).
-#[napi]
-pub fn set_thread_affinity(env: Env, cpus: Vec<u32>) -> Result<()> {
+#[napi(ts_args_type = "cpus: number[]")]
+pub fn set_thread_affinity(env: Env, cpus: Unknown) -> Result<()> {
     guarded(&env, || {
+        // Through `read::uints`: the list's length is checked before anything is allocated.
+        let cpus = read::uints(cpus, "cpus", u32::MAX)?;
         if cpus.is_empty() {
             return Err(Failure::Range("cpus must name at least one CPU".into()));
         }

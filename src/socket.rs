@@ -102,8 +102,11 @@ thread_local! {
     /// number: ~90 ns) — as much as a third of what a one-datagram send adds to the syscall.
     static BY_ID: RefCell<HashMap<u32, Weak<RefCell<State>>, BuildHasherDefault<IdHasher>>> =
         RefCell::new(HashMap::default());
-    static NEXT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
 }
+
+/// Socket ids come from one process-wide counter, so an id carried to another thread (whose
+/// registry is its own) finds nothing instead of another socket.
+static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
 /// Hashes socket ids (small distinct integers) by one multiplication.
 #[derive(Default)]
@@ -123,15 +126,19 @@ impl Hasher for IdHasher {
     }
 }
 
-/// Registers `state` under a fresh id (ids are never reused: a stale one finds nothing).
+/// Registers `state` under an id no live socket has.
 fn register(state: &Shared) -> u32 {
-    let id = NEXT_ID.with(|next| {
-        let id = next.get();
-        next.set(id.wrapping_add(1).max(1));
-        id
-    });
-    BY_ID.with(|map| map.borrow_mut().insert(id, Rc::downgrade(state)));
-    id
+    BY_ID.with(|map| {
+        let mut map = map.borrow_mut();
+        loop {
+            let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // 0 is never an id; after 2^32 sockets, skip ids still in use.
+            if id != 0 && !map.contains_key(&id) {
+                map.insert(id, Rc::downgrade(state));
+                return id;
+            }
+        }
+    })
 }
 
 /// The socket registered under `id`, as `ERR_SOCKET_DGRAM_NOT_RUNNING` if it is gone.
@@ -1062,7 +1069,7 @@ pub fn socket_recv_slab(
             let mut target = layout.target(memory).ok_or_else(|| {
                 Failure::Range(format!(
                     "slab must be at least {} bytes and 8-byte aligned",
-                    layout.total
+                    layout.total()
                 ))
             })?;
             endpoint(s)

@@ -558,6 +558,16 @@ impl Endpoint {
         if out.len() < max {
             errqueue::read_error_queue(self.socket.raw_fd(), max - out.len(), &mut out)?;
         }
+        if out.is_empty() && max > 0 && self.receive_errors() {
+            // The kernel sets the socket's pending error for every ICMP error, even when the
+            // queue had no room for the entry (receive buffer full). Nothing in the queue then
+            // clears it, and poll keeps reporting POLLERR: read it (SO_ERROR clears it) and
+            // surface it as an entry of unknown origin rather than spin or lose it.
+            let pending = self.socket.take_socket_error()?;
+            if pending != 0 {
+                out.push(QueuedError::pending(pending));
+            }
+        }
         Ok(out)
     }
 
@@ -568,6 +578,8 @@ impl Endpoint {
     pub fn recv_keeping_errors(&mut self, target: &mut RecvTarget<'_>) -> io::Result<usize> {
         match self.recv(target) {
             Err(error) if self.receive_errors() => {
+                // Older entries read by sends first, so that the kept entries stay in order.
+                self.gather_send_errors();
                 let first_new = self.queued_errors.len();
                 let fd = self.socket.raw_fd();
                 errqueue::read_error_queue(
@@ -576,6 +588,13 @@ impl Endpoint {
                     &mut self.queued_errors,
                 )?;
                 if errqueue::is_pending_icmp_error(&error, &self.queued_errors[first_new..]) {
+                    self.recv(target)
+                } else if errqueue::icmp_can_set(&error) {
+                    // A pending error with no entry (the queue had no room for it): the failed
+                    // receive cleared it; keep it as an entry of unknown origin, receive again.
+                    if let Some(errno) = error.raw_os_error() {
+                        self.queued_errors.push(QueuedError::pending(errno));
+                    }
                     self.recv(target)
                 } else {
                     Err(error)
@@ -588,6 +607,7 @@ impl Endpoint {
     /// Dissolves a `connect`, first keeping what the error queue holds (the disconnect would
     /// otherwise empty it and lose the entries).
     pub fn disconnect(&mut self) -> io::Result<()> {
+        self.gather_send_errors();
         let fd = self.socket.raw_fd();
         errqueue::read_error_queue(fd, errqueue::MAX_ENTRIES_PER_READ, &mut self.queued_errors)?;
         self.socket.disconnect()

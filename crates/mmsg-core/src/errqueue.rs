@@ -123,6 +123,41 @@ pub enum ErrorReporting {
 /// Most entries one bookkeeping read takes (the queue is bounded by the receive buffer).
 pub const MAX_ENTRIES_PER_READ: usize = 1024;
 
+/// Whether an ICMP error can leave `error` as the socket's pending error (what UDP's error
+/// handlers set): unreachable ports, hosts and networks, "fragmentation needed", protocol errors.
+pub fn icmp_can_set(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(
+            libc::ECONNREFUSED
+                | libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::EMSGSIZE
+                | libc::EPROTO
+                | libc::EACCES
+        )
+    )
+}
+
+impl QueuedError {
+    /// An error the kernel reported only as the socket's pending error (`SO_ERROR`, or a send
+    /// it failed), with no queue entry: origin unknown, nothing else known.
+    pub fn pending(errno: i32) -> QueuedError {
+        QueuedError {
+            errno,
+            origin: ErrorOrigin::None,
+            icmp_type: 0,
+            icmp_code: 0,
+            info: 0,
+            offender: None,
+            destination: None,
+            payload_len: 0,
+            payload_truncated: false,
+        }
+    }
+}
+
 /// Whether `error` is (most likely) the socket's pending error set by one of the ICMP entries
 /// just read, rather than the call's own: the same errno as an ICMP/ICMPv6 entry among
 /// `entries`.

@@ -315,6 +315,10 @@ impl<'data> Batch<'_, 'data> {
         let mut retry_alone = false;
         // The message last sent again because a pending ICMP error failed it (at most once).
         let mut retried_pending: Option<usize> = None;
+        // Set when that retry was for an error no queue entry explained (the kernel sets the
+        // pending error even when the queue had no room for the entry): if the retry goes out,
+        // the error was the pending one, and is kept as an entry of unknown origin.
+        let mut unexplained: Option<i32> = None;
         while sent < total {
             let chunk_len = if retry_alone {
                 1
@@ -331,6 +335,13 @@ impl<'data> Batch<'_, 'data> {
                 Ok(accepted) => {
                     for (offset, header) in scratch.headers[..accepted].iter().enumerate() {
                         scratch.bytes_sent[sent + offset] = header.msg_len;
+                    }
+                    if let Some(errno) = unexplained.take() {
+                        if accepted > 0 {
+                            scratch
+                                .queued_errors
+                                .push(errqueue::QueuedError::pending(errno));
+                        }
                     }
                     sent += accepted;
                     if retry_alone {
@@ -388,6 +399,14 @@ impl<'data> Batch<'_, 'data> {
                             &scratch.queued_errors[first_new..],
                         ) {
                             retried_pending = Some(sent);
+                            continue;
+                        }
+                        if errqueue::icmp_can_set(&error) {
+                            // No entry explains it, yet an ICMP error could have: the failed
+                            // call cleared the pending error, so a retry tells which it was (a
+                            // message's own error fails again and is reported below).
+                            retried_pending = Some(sent);
+                            unexplained = error.raw_os_error();
                             continue;
                         }
                         return SendReport {

@@ -10,23 +10,23 @@ use crate::sys;
 
 /// Where each array of a receive slab starts, in bytes from the slab's start. Every offset is a
 /// multiple of 8 (so every typed array view is aligned for its element type); `total` is the
-/// slab's size.
+/// slab's size. Only [`SlabLayout::new`] makes one, so the offsets always agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlabLayout {
-    pub capacity: usize,
-    pub slot_size: usize,
-    pub metadata: bool,
-    pub data: usize,
-    pub timestamps: usize,
-    pub lengths: usize,
-    pub scope_ids: usize,
-    pub interfaces: usize,
-    pub ports: usize,
-    pub addresses: usize,
-    pub destinations: usize,
-    pub flags: usize,
-    pub tos: usize,
-    pub total: usize,
+    capacity: usize,
+    slot_size: usize,
+    metadata: bool,
+    data: usize,
+    timestamps: usize,
+    lengths: usize,
+    scope_ids: usize,
+    interfaces: usize,
+    ports: usize,
+    addresses: usize,
+    destinations: usize,
+    flags: usize,
+    tos: usize,
+    total: usize,
 }
 
 const fn align8(n: usize) -> usize {
@@ -72,6 +72,11 @@ impl SlabLayout {
         })
     }
 
+    /// The slab's size in bytes.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
     /// The offsets in the order `recvLayout` hands them to JS: data, timestamps, lengths,
     /// scopeIds, interfaces, ports, addresses, destinations, flags, tos, total.
     pub fn offsets(&self) -> [usize; 11] {
@@ -107,19 +112,19 @@ impl SlabLayout {
         let (addresses, rest) = rest.split_at_mut(self.destinations - self.addresses);
         let (destinations, rest) = rest.split_at_mut(self.flags - self.destinations);
         let (flags, rest) = rest.split_at_mut(self.tos - self.flags);
-        let tos = &mut rest[..cap * meta];
+        let tos = rest.get_mut(..cap * meta)?;
         Some(RecvTarget {
-            data: &mut data[..cap * self.slot_size],
+            data: data.get_mut(..cap * self.slot_size)?,
             slot_size: self.slot_size,
-            lengths: &mut sys::cast_words_mut::<u32>(lengths)?[..cap],
-            ports: &mut sys::cast_words_mut::<u16>(ports)?[..cap],
-            addresses: &mut addresses[..16 * cap],
-            scope_ids: &mut sys::cast_words_mut::<u32>(scope_ids)?[..cap],
-            flags: &mut flags[..cap],
+            lengths: sys::cast_words_mut::<u32>(lengths)?.get_mut(..cap)?,
+            ports: sys::cast_words_mut::<u16>(ports)?.get_mut(..cap)?,
+            addresses: addresses.get_mut(..16 * cap)?,
+            scope_ids: sys::cast_words_mut::<u32>(scope_ids)?.get_mut(..cap)?,
+            flags: flags.get_mut(..cap)?,
             tos,
-            destinations: &mut destinations[..16 * cap * meta],
-            interfaces: &mut sys::cast_words_mut::<u32>(interfaces)?[..cap * meta],
-            timestamps: &mut sys::cast_words_mut::<u64>(timestamps)?[..cap * meta],
+            destinations: destinations.get_mut(..16 * cap * meta)?,
+            interfaces: sys::cast_words_mut::<u32>(interfaces)?.get_mut(..cap * meta)?,
+            timestamps: sys::cast_words_mut::<u64>(timestamps)?.get_mut(..cap * meta)?,
         })
     }
 }
@@ -140,7 +145,7 @@ mod tests {
             let offsets = layout.offsets();
             assert!(offsets.iter().all(|o| o.is_multiple_of(8)), "{offsets:?}");
             assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
-            let mut memory = vec![0u64; layout.total / 8];
+            let mut memory = vec![0u64; layout.total() / 8];
             let bytes = sys::words_as_bytes_mut(&mut memory);
             let target = layout.target(bytes).unwrap();
             assert_eq!(target.capacity(), cap);
@@ -154,11 +159,11 @@ mod tests {
     #[test]
     fn short_or_misaligned_memory_is_refused() {
         let layout = SlabLayout::new(4, 100, true).unwrap();
-        let mut memory = vec![0u64; layout.total / 8 + 1];
+        let mut memory = vec![0u64; layout.total() / 8 + 1];
         let bytes = sys::words_as_bytes_mut(&mut memory);
-        assert!(layout.target(&mut bytes[..layout.total - 1]).is_none());
-        assert!(layout.target(&mut bytes[1..layout.total + 1]).is_none());
-        assert!(layout.target(&mut bytes[..layout.total]).is_some());
+        assert!(layout.target(&mut bytes[..layout.total() - 1]).is_none());
+        assert!(layout.target(&mut bytes[1..layout.total() + 1]).is_none());
+        assert!(layout.target(&mut bytes[..layout.total()]).is_some());
     }
 
     #[test]

@@ -178,6 +178,11 @@ impl UdpSocket {
         sys::setsockopt(self.raw_fd(), level, name, &value)
     }
 
+    /// Reads and clears the socket's pending error (`SO_ERROR`): an errno, or 0 for none.
+    pub fn take_socket_error(&self) -> io::Result<i32> {
+        self.get_int(libc::SOL_SOCKET, libc::SO_ERROR)
+    }
+
     fn get_int(&self, level: libc::c_int, name: libc::c_int) -> io::Result<i32> {
         sys::getsockopt_int(self.raw_fd(), level, name)
     }
