@@ -405,3 +405,26 @@ test('ESM and CommonJS entries give the same class', async (t) => {
   t.is(esm.Socket, cjs.Socket)
   t.is(esm.default.createSocket, cjs.createSocket)
 })
+
+test('a send callback that throws: the error is uncaught as in dgram, and the later callbacks of its batch still run, in order', (t) => {
+  const dist = join(__dirname, '..', 'dist', 'dgram.js')
+  const script = `
+    const dgram = require(${JSON.stringify(dist)})
+    const rx = dgram.createSocket('udp4')
+    const seen = []
+    process.on('uncaughtException', (e) => seen.push('uncaught:' + e.message))
+    rx.bind(0, '127.0.0.1', () => {
+      const tx = dgram.createSocket('udp4')
+      const port = rx.address().port
+      for (let i = 0; i < 4; i++) {
+        tx.send('m' + i, port, '127.0.0.1', (err, bytes) => {
+          seen.push('cb' + i + ':' + err + ':' + bytes)
+          if (i === 1) throw new Error('boom')
+          if (i === 3) setTimeout(() => { console.log(JSON.stringify(seen)); tx.close(); rx.close() }, 20)
+        })
+      }
+    })`
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: 10000, encoding: 'utf8' })
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout.trim()), ['cb0:null:2', 'cb1:null:2', 'uncaught:boom', 'cb2:null:2', 'cb3:null:2'])
+})
