@@ -774,3 +774,13 @@ test('raw socketSendDatagram / socketRecvSlab: unknown or closed socket ids, bad
   t.deepEqual(got, ['by-id'], 'exactly the one valid send arrived')
   rx.close()
 })
+
+test('raw recvLayout: bad sizes are RangeErrors with a code; the layout fits its total', (t) => {
+  for (const [capacity, slot] of [[0, 64], [1025, 64], [4, 0], [4, 65536]] as const) {
+    t.throws(() => native.NativeSocket.recvLayout(capacity, slot, true), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  }
+  const offsets = native.NativeSocket.recvLayout(1024, 65535, true)
+  t.is(offsets.length, 11)
+  t.true(offsets.every((o, i) => o % 8 === 0 && (i === 0 || o >= offsets[i - 1]!)))
+  t.true(offsets[10]! >= 1024 * 65535 + 1024 * (8 + 4 + 4 + 4 + 2 + 16 + 16 + 1 + 1))
+})

@@ -336,3 +336,9 @@ slow('without GSO, a full send buffer cuts a segmented message exactly: trySend 
   t.is(await tx.send(rest, port, link.peerAddress), messages)
   t.deepEqual(await peerResult(peer), { count, inOrder: true, duplicates: 0, corrupt: 0, extra: 0 })
 })
+
+test('a sourceAddress with a zone id is refused before anything is sent (interfaceIndex names the interface)', (t) => {
+  const socket = createSocket('udp6')
+  t.teardown(() => socket.close())
+  t.throws(() => socket.trySend([{ data: 'x', sourceAddress: 'fe80::1%lo' }], 9, '::1'), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_VALUE' })
+})

@@ -269,6 +269,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       if (mSource !== undefined) {
         if (typeof mSource !== 'string') throw invalidArgType(`messages[${i}].sourceAddress`, 'of type string', mSource)
         if (!isIPLiteral(mSource)) throw typeError('ERR_INVALID_ARG_VALUE', `messages[${i}].sourceAddress must be an IP address; got "${mSource}"`)
+        if (mSource.includes('%')) throw typeError('ERR_INVALID_ARG_VALUE', `messages[${i}].sourceAddress takes no zone id ("${mSource}"): name the interface with interfaceIndex`)
         if (sourceAddresses === null) sourceAddresses = new Array<string>(count).fill('')
         sourceAddresses[i] = mSource
       }

@@ -981,12 +981,16 @@ impl NativeSocket {
     /// data, timestamps, lengths, scopeIds, interfaces, ports, addresses, destinations, flags,
     /// tos, then the slab's total size. Metadata arrays are zero bytes without `metadata`.
     #[napi]
-    pub fn recv_layout(capacity: u32, slot_size: u32, metadata: bool) -> Result<Vec<u32>> {
-        let layout = slab_layout(capacity, slot_size, metadata).map_err(|e| match e {
-            Failure::Range(message) => napi::Error::new(Status::InvalidArg, message),
-            _ => napi::Error::from_reason("no layout"),
-        })?;
-        Ok(layout.offsets().iter().map(|&o| o as u32).collect())
+    pub fn recv_layout(
+        env: Env,
+        capacity: u32,
+        slot_size: u32,
+        metadata: bool,
+    ) -> Result<Vec<u32>> {
+        guarded(&env, || {
+            let layout = slab_layout(capacity, slot_size, metadata)?;
+            Ok(layout.offsets().iter().map(|&o| o as u32).collect())
+        })
     }
 }
 
