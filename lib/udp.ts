@@ -687,7 +687,9 @@ export class UdpSocket extends EventEmitter {
   /** The public error for a failed native send, with `segmentsSent` where it can be non-zero. */
   #sendFailure(error: unknown, plan: Plan): unknown {
     const failure = fromNative(error, 0, this.#locate(plan))
-    if (failure instanceof SendError && plan.segmentSizes !== null) failure.segmentsSent = this.#progress[0] as number
+    if (plan.segmentSizes !== null && failure instanceof Error && (failure instanceof SendError || (failure as { code?: string }).code === 'ERR_INVALID_STATE')) {
+      (failure as SendError).segmentsSent = this.#progress[0] as number
+    }
     return failure
   }
 

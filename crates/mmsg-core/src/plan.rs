@@ -541,10 +541,17 @@ impl SendPlan {
                         },
                         other => other,
                     };
+                    // Still at the message it resumed in (e.g. that message's view changed):
+                    // its first `from.segment` datagrams did go out, earlier.
+                    let segments_sent = if report.sent == from.message {
+                        report.segments_sent.max(from.segment)
+                    } else {
+                        report.segments_sent
+                    };
                     return PlanReport {
                         sent: report.sent,
                         stop,
-                        segments_sent: report.segments_sent,
+                        segments_sent,
                     };
                 }
                 Pass::GsoRefused { at: sent, error } => {

@@ -466,3 +466,37 @@ fn each_datagram_leaves_from_its_own_source_address() {
     want_bytes.extend(bodies[5].chunks(40).map(<[u8]>::to_vec));
     assert_eq!(got.into_iter().map(|g| g.1).collect::<Vec<_>>(), want_bytes);
 }
+
+#[test]
+fn resuming_at_a_segmented_message_whose_view_changed_reports_what_went_out_before() {
+    let mixed = Mixed::new();
+    let rx = peer();
+    let plan = mixed.plan(addr(&rx));
+    let tx = Endpoint::new(Family::V4, &SocketOptions::default()).unwrap();
+    let mut scratch = SendScratch::new();
+    let mut support = GsoSupport::Available;
+    // Message 1 (3000 bytes in 3 pieces) had 2 of its 3 datagrams sent; then its first piece
+    // shrank while the send waited.
+    let mut views = mixed.views();
+    let shrunk = &views[1][..10];
+    views[1] = shrunk;
+    let from = PlanPosition {
+        message: 1,
+        segment: 2,
+    };
+    let report = plan.send_from(
+        tx.socket().raw_fd(),
+        &mut scratch,
+        &views,
+        from,
+        0,
+        &mut support,
+    );
+    assert!(
+        matches!(report.stop, PlanStop::ViewChanged { index: 1, .. }),
+        "{:?}",
+        report.stop
+    );
+    assert_eq!((report.sent, report.segments_sent), (1, 2));
+    assert!(recv_all(&rx).is_empty(), "nothing sent");
+}
