@@ -2,6 +2,10 @@
 // namespaces joined by veth pairs (with an MTU, addresses, optional forwarding), and Node scripts
 // run inside them as child processes (the test process itself stays in the root namespace).
 // Names carry the pid and a per-lab tag so parallel test files never collide.
+//
+// The lab's namespaces are linked only to each other (never to the root namespace) and get no
+// default route: the private addresses the tests give them (10.24x.0.0/16, fd00:24x::/32) are
+// reachable only from inside the lab, so nothing a test sends can leave the machine.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { resolve } from 'node:path'
 

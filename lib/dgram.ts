@@ -11,6 +11,7 @@ import { deprecate, getSystemErrorName, getSystemErrorMap } from 'node:util'
 
 import { UdpSocket, type SocketType } from './udp'
 import { codedError, invalidArgType, rangeError, received, SendError, typeError } from './errors'
+import { isIPLiteral } from './payload'
 import type { RemoteInfo } from './receive'
 
 export type { SocketType, RemoteInfo }
@@ -950,17 +951,6 @@ function runSendCallbacks(sends: PendingSend[], start: number): void {
       throw error
     }
   }
-}
-
-/** `net.isIP(a) !== 0`, remembering the last answer (a send loop names one address). */
-let lastTarget = ''
-let lastTargetIsIP = false
-function isIPLiteral(a: string): boolean {
-  if (a !== lastTarget) {
-    lastTarget = a
-    lastTargetIsIP = isIP(a) !== 0
-  }
-  return lastTargetIsIP
 }
 
 /**

@@ -58,7 +58,7 @@ export type BatchEntry = Payload | OutgoingMessage
 /** `net.isIP(a) !== 0`, remembering the last answer (a batch or a loop names one address). */
 let lastAddress = ''
 let lastIsIP = false
-function isIPLiteral(a: string): boolean {
+export function isIPLiteral(a: string): boolean {
   if (a !== lastAddress) {
     lastAddress = a
     lastIsIP = isIP(a) !== 0

@@ -451,7 +451,7 @@ mod tests {
             icmp_code: 4,
             info: 1280,
             data: 0,
-            offender: Some("10.241.2.1:0".parse().unwrap()),
+            offender: Some("127.0.0.2:0".parse().unwrap()),
             ipv6_level: false,
         };
         let too_big = ExtendedError {
@@ -461,7 +461,7 @@ mod tests {
             icmp_code: 0,
             info: 1280,
             data: 0,
-            offender: Some("[fd00:241:2::1%3]:0".parse().unwrap()),
+            offender: Some("[::1%3]:0".parse().unwrap()),
             ipv6_level: true,
         };
         let local = ExtendedError {
@@ -487,14 +487,14 @@ mod tests {
 
     #[test]
     fn extended_errors_from_kernel_bytes() {
-        // Bytes as the kernel lays out an ICMP "port unreachable" from 10.241.2.2 (IPv4 level).
+        // Bytes as the kernel lays out an ICMP "port unreachable" from 127.0.0.3 (IPv4 level).
         let mut data = Vec::new();
         data.extend_from_slice(&(libc::ECONNREFUSED as u32).to_ne_bytes());
         data.extend_from_slice(&[2, 3, 3, 0]);
         data.extend_from_slice(&0u32.to_ne_bytes());
         data.extend_from_slice(&0u32.to_ne_bytes());
         data.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-        data.extend_from_slice(&[0, 0, 10, 241, 2, 2]);
+        data.extend_from_slice(&[0, 0, 127, 0, 0, 3]);
         data.extend_from_slice(&[0; 8]);
         let bytes = round_trip(&[Cmsg::Other {
             level: libc::SOL_IP,
@@ -507,7 +507,7 @@ mod tests {
         };
         assert_eq!(entry.errno, libc::ECONNREFUSED as u32);
         assert_eq!((entry.origin, entry.icmp_type, entry.icmp_code), (2, 3, 3));
-        assert_eq!(entry.offender, Some("10.241.2.2:0".parse().unwrap()));
+        assert_eq!(entry.offender, Some("127.0.0.3:0".parse().unwrap()));
         // Cut inside the struct: not decodable, kept raw.
         let short = round_trip(&[Cmsg::Other {
             level: libc::SOL_IPV6,

@@ -254,14 +254,11 @@ impl Endpoint {
         from: usize,
         flags: i32,
     ) -> PlanReport {
-        plan.send_with_gso(
-            self.socket.raw_fd(),
-            &mut self.send_scratch,
-            views,
-            from,
-            flags,
-            &mut self.gso,
-        )
+        let from = PlanPosition {
+            message: from,
+            segment: 0,
+        };
+        self.send_plan_from(plan, views, from, flags)
     }
 
     /// Sends a plan from a position inside a message with a segment size (see
