@@ -67,14 +67,6 @@ export declare class NativeSocket {
    * sent; a failing one throws with `index` and `sent`.
    */
   sendSegmented(payload: Uint8Array, segmentSize: number, address: string | null, port: number, flags: number): number
-  /**
-   * Receives without blocking into caller arrays; returns the count (0: nothing queued).
-   * Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
-   * (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
-   * 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
-   * 64 destination IPv6). The four metadata arrays are optional (see `setReceiveMetadata`).
-   */
-  recv(data: Uint8Array, slotSize: number, lengths: Uint32Array, ports: Uint16Array, addresses: Uint8Array, scopeIds: Uint32Array, flags: Uint8Array, tos?: Uint8Array | null, destinations?: Uint8Array | null, interfaces?: Uint32Array | null, timestamps?: BigUint64Array | null): number
   /** Datagrams taken from the kernel but not yet delivered (split off a GRO group). */
   buffered(): number
   /** The kernel's drop count for this socket (`SO_RXQ_OVFL`). */
@@ -231,8 +223,11 @@ export declare function setThreadAffinity(cpus: number[]): void
 
 /**
  * Receives into `slab` (laid out by `NativeSocket.recvLayout(capacity, slotSize, metadata)`)
- * on socket `socket` (its `id`); returns the datagrams received (0: none queued). Flags as in
- * `recv`.
+ * on socket `socket` (its `id`), without blocking; returns the datagrams received (0: none
+ * queued). Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
+ * (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
+ * 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
+ * 64 destination IPv6); the metadata arrays exist when `metadata` (see `setReceiveMetadata`).
  */
 export declare function socketRecvSlab(socket: number, slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean): number
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use mmsg_core::reactor::{Reactor, Readiness, Registration};
 use mmsg_core::{
-    Endpoint, Family, GsoSupport, PlanStop, RecvMetadata, RecvTarget, SendPlan, SendStop, SockAddr,
+    Endpoint, Family, GsoSupport, PlanStop, RecvMetadata, SendPlan, SendStop, SockAddr,
     SocketOptions,
 };
 use napi::bindgen_prelude::{FromNapiValue, Function, Unknown};
@@ -97,9 +97,10 @@ thread_local! {
 
 thread_local! {
     /// Sockets by id, for the hot-path free functions (`socketSendDatagram`, `socketRecvSlab`).
-    /// Why not methods: napi-rs registers a borrow of `this` on every `&self` method call, which
-    /// costs about 160 ns (an empty method: ~250 ns a call, an empty free function taking a
-    /// number: ~90 ns) — as much as a third of what a one-datagram send adds to the syscall.
+    /// Why not methods: napi-rs registers a borrow of `this` on every `&self` method call
+    /// (`register_native_borrow_with_value` in napi-derive's generated code). Measured ad hoc on
+    /// the development machine (no repo command): an empty method ~250 ns a call, an empty free
+    /// function taking a number ~90 ns, against ~1 µs for a whole one-datagram send.
     static BY_ID: RefCell<HashMap<u32, Weak<RefCell<State>>, BuildHasherDefault<IdHasher>>> =
         RefCell::new(HashMap::default());
 }
@@ -587,83 +588,6 @@ impl NativeSocket {
         })
     }
 
-    /// Receives without blocking into caller arrays; returns the count (0: nothing queued).
-    /// Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
-    /// (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
-    /// 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
-    /// 64 destination IPv6). The four metadata arrays are optional (see `setReceiveMetadata`).
-    #[napi(
-        ts_args_type = "data: Uint8Array, slotSize: number, lengths: Uint32Array, ports: Uint16Array, addresses: Uint8Array, scopeIds: Uint32Array, flags: Uint8Array, tos?: Uint8Array | null, destinations?: Uint8Array | null, interfaces?: Uint32Array | null, timestamps?: BigUint64Array | null"
-    )]
-    #[allow(clippy::too_many_arguments)]
-    pub fn recv(
-        &self,
-        env: Env,
-        data: Unknown,
-        slot_size: Unknown,
-        lengths: Unknown,
-        ports: Unknown,
-        addresses: Unknown,
-        scope_ids: Unknown,
-        flags: Unknown,
-        tos: Option<Unknown>,
-        destinations: Option<Unknown>,
-        interfaces: Option<Unknown>,
-        timestamps: Option<Unknown>,
-    ) -> Result<u32> {
-        guarded(&env, || {
-            // Phase 1: types only (typed arrays have no getters to run).
-            let tos = optional_typed::<u8>(tos, "tos")?;
-            let destinations = optional_typed::<u8>(destinations, "destinations")?;
-            let interfaces = optional_typed::<u32>(interfaces, "interfaces")?;
-            let timestamps = optional_typed::<u64>(timestamps, "timestamps")?;
-            let data_view = read::view(data, &|| "data".to_owned())?;
-            let slot_size = read::uint(slot_size, "slotSize", 1 << 20)? as usize;
-            let address_view = read::view(addresses, &|| "addresses".to_owned())?;
-            let flag_view = read::view(flags, &|| "flags".to_owned())?;
-            check_typed::<u32>(lengths, "lengths")?;
-            check_typed::<u16>(ports, "ports")?;
-            check_typed::<u32>(scope_ids, "scopeIds")?;
-            // Phase 2.
-            self.with_endpoint(|s| {
-                let ranges = [
-                    range_of(data_view.bytes_now()),
-                    range_of(<&[u32]>::from_unknown(lengths).unwrap_or(&[])),
-                    range_of(<&[u16]>::from_unknown(ports).unwrap_or(&[])),
-                    range_of(address_view.bytes_now()),
-                    range_of(<&[u32]>::from_unknown(scope_ids).unwrap_or(&[])),
-                    range_of(flag_view.bytes_now()),
-                    range_of(slice_of::<u8>(tos)),
-                    range_of(slice_of::<u8>(destinations)),
-                    range_of(slice_of::<u32>(interfaces)),
-                    range_of(slice_of::<u64>(timestamps)),
-                ];
-                if overlapping(&ranges) {
-                    return Err(Failure::Type(
-                        "the receive arrays must not share memory".into(),
-                    ));
-                }
-                let mut target = RecvTarget {
-                    data: data_view.bytes_now_mut(),
-                    slot_size,
-                    lengths: <&mut [u32]>::from_unknown(lengths).unwrap_or(&mut []),
-                    ports: <&mut [u16]>::from_unknown(ports).unwrap_or(&mut []),
-                    addresses: address_view.bytes_now_mut(),
-                    scope_ids: <&mut [u32]>::from_unknown(scope_ids).unwrap_or(&mut []),
-                    flags: flag_view.bytes_now_mut(),
-                    tos: slice_mut_of::<u8>(tos),
-                    destinations: slice_mut_of::<u8>(destinations),
-                    interfaces: slice_mut_of::<u32>(interfaces),
-                    timestamps: slice_mut_of::<u64>(timestamps),
-                };
-                endpoint(s)
-                    .recv_keeping_errors(&mut target)
-                    .map(|n| n as u32)
-                    .map_err(|e| Failure::system(e, "recvmmsg"))
-            })
-        })
-    }
-
     /// Datagrams taken from the kernel but not yet delivered (split off a GRO group).
     #[napi]
     pub fn buffered(&self, env: Env) -> Result<u32> {
@@ -1045,8 +969,11 @@ impl NativeSocket {
 }
 
 /// Receives into `slab` (laid out by `NativeSocket.recvLayout(capacity, slotSize, metadata)`)
-/// on socket `socket` (its `id`); returns the datagrams received (0: none queued). Flags as in
-/// `recv`.
+/// on socket `socket` (its `id`), without blocking; returns the datagrams received (0: none
+/// queued). Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
+/// (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
+/// 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
+/// 64 destination IPv6); the metadata arrays exist when `metadata` (see `setReceiveMetadata`).
 #[napi(
     ts_args_type = "socket: number, slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean"
 )]
@@ -1327,15 +1254,6 @@ where
     }
 }
 
-fn slice_of<'env, T: 'env>(value: Option<Unknown<'env>>) -> &'env [T]
-where
-    &'env [T]: FromNapiValue,
-{
-    value
-        .and_then(|v| <&[T]>::from_unknown(v).ok())
-        .unwrap_or(&[])
-}
-
 fn slice_mut_of<'env, T: 'env>(value: Option<Unknown<'env>>) -> &'env mut [T]
 where
     &'env mut [T]: FromNapiValue,
@@ -1343,18 +1261,6 @@ where
     value
         .and_then(|v| <&mut [T]>::from_unknown(v).ok())
         .unwrap_or(&mut [])
-}
-
-fn range_of<T>(slice: &[T]) -> (usize, usize) {
-    let start = slice.as_ptr() as usize;
-    (start, start + std::mem::size_of_val(slice))
-}
-
-/// Whether any two non-empty byte ranges overlap.
-fn overlapping(ranges: &[(usize, usize)]) -> bool {
-    let mut sorted: Vec<_> = ranges.iter().filter(|(a, b)| a < b).copied().collect();
-    sorted.sort_unstable();
-    sorted.windows(2).any(|w| w[1].0 < w[0].1)
 }
 
 // ---- the error queue (ICMP and path-MTU errors) and path MTU options ------------------------
