@@ -240,6 +240,23 @@ export declare function socketRecvSlab(socket: number, slab: Uint8Array, capacit
 export declare function socketSendDatagram(socket: number, view: Uint8Array, length: number, destination: number, flags: number): number
 
 /**
+ * Sends one-piece datagrams described as spans of `ArrayBuffer`s, all to one destination id
+ * (from `addDestination`; `0xffffffff`: the connected peer), from datagram `from` on. This is
+ * the batch path of the TS layer: it reads each `Buffer`'s backing store, offset and length in
+ * JavaScript (cheap there, several N-API calls per view here), so this call reads a handful
+ * of stores and one `Uint32Array` instead of one object per datagram.
+ *
+ * - `stores`: the distinct `ArrayBuffer`s the datagrams lie in;
+ * - `spans`: three numbers per datagram: store index, byte offset, length (the length the
+ *   caller took: a store shrunk or detached since fails that datagram instead of sending it
+ *   short).
+ *
+ * Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
+ * datagram throws with `index` and `sent`.
+ */
+export declare function socketSendSpans(socket: number, stores: ArrayBuffer[], spans: Uint32Array, destination: number, from: number, flags: number): number
+
+/**
  * Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a
  * message that fails after others were sent throws with its `index` and `sent`. Returns the
  * count sent (fewer than the batch: the socket would block).

@@ -844,4 +844,5 @@ module.exports.sendmmsg = nativeBinding.sendmmsg
 module.exports.setThreadAffinity = nativeBinding.setThreadAffinity
 module.exports.socketRecvSlab = nativeBinding.socketRecvSlab
 module.exports.socketSendDatagram = nativeBinding.socketSendDatagram
+module.exports.socketSendSpans = nativeBinding.socketSendSpans
 module.exports.trySendmmsg = nativeBinding.trySendmmsg

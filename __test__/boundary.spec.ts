@@ -755,3 +755,85 @@ test('raw recvLayout: bad sizes are RangeErrors with a code; the layout fits its
   t.true(offsets.every((o, i) => o % 8 === 0 && (i === 0 || o >= offsets[i - 1]!)))
   t.true(offsets[10]! >= 1024 * 65535 + 1024 * (8 + 4 + 4 + 4 + 2 + 16 + 16 + 1 + 1))
 })
+
+// ---- the spans path (socketSendSpans): datagrams as (store, offset, length) -------------------
+
+test('raw socketSendSpans: datagrams from shared and separate stores arrive exactly, in order', async (t) => {
+  const p = await peer()
+  const s = rawSocket()
+  const id = s.addDestination(LOOPBACK, p.port)
+  const big = new Uint8Array(16).map((_, i) => 0x61 + i) // 'abcdefghijklmnop'
+  const own = new Uint8Array([0x5a, 0x5a])
+  const stores = [big.buffer, own.buffer, big.buffer] as ArrayBuffer[]
+  // 'abc', 'ZZ', 'jkl', '' (an empty datagram), 'de'
+  const spans = new Uint32Array([0, 0, 3, 1, 0, 2, 2, 9, 3, 2, 16, 0, 0, 3, 2])
+  t.is(native.socketSendSpans(s.id, stores, spans, id, 0, 0), 5)
+  t.deepEqual((await p.wait(5)).map((b) => b.toString()), ['abc', 'ZZ', 'jkl', '', 'de'])
+  // From datagram 3 on: only '' and 'de' again.
+  t.is(native.socketSendSpans(s.id, stores, spans, id, 3, 0), 5)
+  t.deepEqual((await p.wait(7)).slice(5).map((b) => b.toString()), ['', 'de'])
+  s.close(); p.close()
+})
+
+test('raw socketSendSpans: bad stores, spans and ids are errors before anything is sent; a store detached or shrunk fails its datagram', async (t) => {
+  const p = await peer()
+  const s = rawSocket()
+  const id = s.addDestination(LOOPBACK, p.port)
+  const data = new Uint8Array([1, 2, 3, 4])
+  const store = data.buffer as ArrayBuffer
+  t.throws(() => native.socketSendSpans(s.id, [new Uint8Array(4) as never], new Uint32Array([0, 0, 1]), id, 0, 0), { instanceOf: TypeError }, 'a view is not a store')
+  t.throws(() => native.socketSendSpans(s.id, [new SharedArrayBuffer(4) as never], new Uint32Array([0, 0, 1]), id, 0, 0), { instanceOf: TypeError }, 'a SharedArrayBuffer is refused')
+  t.throws(() => native.socketSendSpans(s.id, [store], new Uint32Array([1, 0, 1]), id, 0, 0), { instanceOf: RangeError }, 'a store index past the list')
+  t.throws(() => native.socketSendSpans(s.id, [store], new Uint32Array([0, 0]), id, 0, 0), { instanceOf: RangeError }, 'not three numbers per datagram')
+  t.throws(() => native.socketSendSpans(s.id, [store], [0, 0, 1] as never, id, 0, 0), { instanceOf: TypeError }, 'spans must be a Uint32Array')
+  t.throws(() => native.socketSendSpans(s.id, [store], new Uint32Array([0, 0, 1]), id + 9, 0, 0), { instanceOf: RangeError }, 'an unknown destination id')
+  t.throws(() => native.socketSendSpans(s.id, [store], new Uint32Array([0, 0, 1]), id, 0, 0x8000), { instanceOf: RangeError }, 'MSG_MORE')
+  t.throws(() => native.socketSendSpans(0xfffffff0, [store], new Uint32Array([0, 0, 1]), id, 0, 0), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+  // A span past its store's end: datagram 0 goes, datagram 1 fails as changed (never sent short).
+  const e = t.throws(() => native.socketSendSpans(s.id, [store], new Uint32Array([0, 0, 2, 0, 2, 3]), id, 0, 0)) as Error & { code: string; index: number; sent: number }
+  t.is(e.code, 'ERR_INVALID_STATE')
+  t.is(e.index, 1)
+  t.is(e.sent, 1)
+  // The stores array's getter detaches the store it names: read in phase 1, the detach is seen.
+  const victim = new Uint8Array([9, 9, 9])
+  const stores = trapped([victim.buffer as ArrayBuffer], 0, () => detach(victim))
+  const d = t.throws(() => native.socketSendSpans(s.id, stores, new Uint32Array([0, 0, 3]), id, 0, 0)) as Error & { code: string; index: number }
+  t.is(d.code, 'ERR_INVALID_STATE')
+  t.is(d.index, 0)
+  // A resizable store shrunk under its span.
+  const rab = new RAB(8, { maxByteLength: 16 })
+  new Uint8Array(rab).fill(7)
+  rab.resize(2)
+  t.throws(() => native.socketSendSpans(s.id, [rab], new Uint32Array([0, 0, 4]), id, 0, 0), { code: 'ERR_INVALID_STATE' })
+  t.deepEqual((await p.wait(2, 150)).map((b) => [...b]), [[1, 2]], 'only the one whole datagram arrived')
+  s.close(); p.close()
+})
+
+test('trySend of Buffers cut from one store, from many, and over a SharedArrayBuffer: every byte arrives in order', async (t) => {
+  const p = await peer()
+  const u = createSocket('udp4')
+  const big = Buffer.from('0123456789abcdefghij')
+  const shared = new Uint8Array(new SharedArrayBuffer(4))
+  shared.set([0x53, 0x41, 0x42, 0x21]) // 'SAB!'
+  const pooled = Buffer.from('pool') // from Buffer's own pool: another store
+  const batch = [big.subarray(0, 5), big.subarray(5, 10), pooled, big.subarray(10, 20), Buffer.alloc(0), big.subarray(0, 1)]
+  t.is(u.trySend(batch, p.port, LOOPBACK), 6)
+  t.is(u.trySend([shared, big.subarray(0, 2), shared], p.port, LOOPBACK), 3)
+  t.deepEqual((await p.wait(9)).map((b) => b.toString()), ['01234', '56789', 'pool', 'abcdefghij', '', '0', 'SAB!', '01', 'SAB!'])
+  u.close(); p.close()
+})
+
+test('trySend: an entry getter that detaches an earlier Buffer\'s store fails that datagram (ERR_INVALID_STATE), sends those before it', async (t) => {
+  const p = await peer()
+  const u = createSocket('udp4')
+  const first = Buffer.from('first')
+  const victim = new Uint8Array(new ArrayBuffer(8)).fill(0x76)
+  const last = Buffer.from('last')
+  const batch = trapped<Uint8Array>([first, victim, last], 2, () => detach(victim))
+  const e = t.throws(() => u.trySend(batch, p.port, LOOPBACK)) as Error & { code: string; index: number; sent: number }
+  t.is(e.code, 'ERR_INVALID_STATE')
+  t.is(e.index, 1)
+  t.is(e.sent, 1)
+  t.deepEqual((await p.wait(2, 150)).map((b) => b.toString()), ['first'])
+  u.close(); p.close()
+})

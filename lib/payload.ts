@@ -332,6 +332,47 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
   return { views, lengths, captured, pieceCounts, destinations, addresses, ports, count, unresolved, tos, segmentSizes, sourceAddresses, interfaceIndexes }
 }
 
+/** A plain plan's datagrams as spans of their backing stores, for `socketSendSpans`. */
+export interface Spans {
+  /** The distinct `ArrayBuffer`s the datagrams lie in (usually one: a pool or a packed buffer). */
+  stores: ArrayBuffer[]
+  /** Store index, byte offset and planned length, three numbers per datagram. */
+  spans: Uint32Array
+}
+
+/**
+ * The spans of a plan whose messages are one piece each (reading `buffer`/`byteOffset` of a
+ * view in JavaScript costs a few nanoseconds; the binding would need several N-API calls per
+ * view). Reads only the plan's own views array. `null` when a view lies in a store the binding
+ * cannot take (a `SharedArrayBuffer`, another realm's `ArrayBuffer`): the caller then uses the
+ * general path. The lengths are the planned ones (`captured`), so a store shrunk or detached
+ * since planning fails its datagram in the binding instead of sending it short.
+ */
+export function spansOf(plan: Plan): Spans | null {
+  const views = plan.views
+  const captured = plan.captured
+  const n = views.length
+  const spans = new Uint32Array(3 * n)
+  // A store is listed again when it comes back after another: no search, and a batch of
+  // Buffers that each own their memory costs one entry each.
+  const stores: ArrayBuffer[] = []
+  let last: ArrayBufferLike | null = null
+  for (let i = 0; i < n; i++) {
+    const view = views[i] as Uint8Array
+    const store = view.buffer
+    if (store !== last) {
+      if (!(store instanceof ArrayBuffer)) return null
+      stores.push(store)
+      last = store
+    }
+    const k = 3 * i
+    spans[k] = stores.length - 1
+    spans[k + 1] = view.byteOffset
+    spans[k + 2] = captured[i] as number
+  }
+  return { stores, spans }
+}
+
 /**
  * Fixes a plan's lengths before it waits (a lookup, a full send buffer): user code that runs
  * meanwhile may shrink a view, and the resend must then fail that message, not send it short.

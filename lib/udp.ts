@@ -19,7 +19,7 @@ import {
   SendError,
   typeError,
 } from './errors'
-import { checkAddress, checkBindPort, checkFlags, pinLengths, planBatch, planPacked, toView, type BatchEntry, type Plan } from './payload'
+import { checkAddress, checkBindPort, checkFlags, pinLengths, planBatch, planPacked, spansOf, toView, type BatchEntry, type Plan } from './payload'
 import { ReceiveSlab, type Datagram, type RemoteInfo } from './receive'
 
 export type SocketType = 'udp4' | 'udp6'
@@ -677,6 +677,12 @@ export class UdpSocket extends EventEmitter {
    */
   #nativeSend(plan: Plan, from: number, flags: number, fromSegment: number): number {
     if (plan.segmentSizes === null && plan.sourceAddresses === null && plan.interfaceIndexes === null) {
+      if (plan.pieceCounts === null && plan.destinations === null && plan.tos === null && plan.count > 1) {
+        // One piece per message, one destination: the spans path (see spansOf).
+        const id = plan.addresses.length === 0 ? PEER : this.#fastDestination(plan.ports[0], plan.addresses[0])
+        const spans = id === undefined ? null : spansOf(plan)
+        if (spans !== null) return native.socketSendSpans(this.#nativeId, spans.stores, spans.spans, id as number, from, flags)
+      }
       return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos)
     }
     this.#progress[0] = 0

@@ -6,7 +6,7 @@
 //! [`View`]s: handles to `Uint8Array`s with the length they had when read. Their bytes are only
 //! looked at in phase 2 ([`View::bytes_now`]).
 
-use napi::bindgen_prelude::{Array, FromNapiValue, Unknown};
+use napi::bindgen_prelude::{Array, ArrayBuffer, FromNapiValue, Unknown};
 use napi::{JsValue, ValueType};
 
 use crate::errors::{Failure, Outcome};
@@ -66,6 +66,40 @@ pub fn views<'env>(value: Unknown<'env>, what: &str) -> Outcome<Vec<View<'env>>>
         out.push(view(element, &|| format!("{what}[{i}]"))?);
     }
     Ok(out)
+}
+
+/// Reads an array of `ArrayBuffer` handles element by element (getters and traps may run).
+/// Only the handles are kept (alive in the current handle scope): their type and bytes are
+/// checked and taken in phase 2 by [`stores_now`], one N-API call per store.
+pub fn handles<'env>(value: Unknown<'env>, what: &str) -> Outcome<Vec<Unknown<'env>>> {
+    let list = array(value, what)?;
+    let len = list.len();
+    let mut out = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let element = list
+            .get::<Unknown>(i)?
+            .ok_or_else(|| Failure::Type(format!("{what}[{i}] is missing")))?;
+        out.push(element);
+    }
+    Ok(out)
+}
+
+/// Phase 2 only: each store as it is now (a detached one is empty; borrow its bytes with
+/// `&*store`), or a `TypeError` for one that is not an `ArrayBuffer` (a `SharedArrayBuffer`
+/// included: N-API cannot read one). Runs no JavaScript (`napi_get_arraybuffer_info` only).
+pub fn stores_now<'env>(stores: &[Unknown<'env>], what: &str) -> Outcome<Vec<ArrayBuffer<'env>>> {
+    stores
+        .iter()
+        .enumerate()
+        .map(|(i, &store)| {
+            ArrayBuffer::from_unknown(store).map_err(|_| {
+                Failure::Type(format!(
+                    "{what}[{i}] must be an ArrayBuffer; got {}",
+                    describe(store)
+                ))
+            })
+        })
+        .collect()
 }
 
 /// An array argument with a length checked before any allocation.

@@ -1063,6 +1063,85 @@ pub fn socket_send_datagram(
     })
 }
 
+/// Sends one-piece datagrams described as spans of `ArrayBuffer`s, all to one destination id
+/// (from `addDestination`; `0xffffffff`: the connected peer), from datagram `from` on. This is
+/// the batch path of the TS layer: it reads each `Buffer`'s backing store, offset and length in
+/// JavaScript (cheap there, several N-API calls per view here), so this call reads a handful
+/// of stores and one `Uint32Array` instead of one object per datagram.
+///
+/// - `stores`: the distinct `ArrayBuffer`s the datagrams lie in;
+/// - `spans`: three numbers per datagram: store index, byte offset, length (the length the
+///   caller took: a store shrunk or detached since fails that datagram instead of sending it
+///   short).
+///
+/// Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
+/// datagram throws with `index` and `sent`.
+#[napi(
+    ts_args_type = "socket: number, stores: ArrayBuffer[], spans: Uint32Array, destination: number, from: number, flags: number"
+)]
+pub fn socket_send_spans(
+    env: Env,
+    socket: u32,
+    stores: Unknown,
+    spans: Unknown,
+    destination: u32,
+    from: u32,
+    flags: u32,
+) -> Result<u32> {
+    guarded(&env, || {
+        // Phase 1: read everything (an array getter may run user JS); nothing is borrowed yet.
+        let flags = send_flags(flags)?;
+        let stores = read::handles(stores, "stores")?;
+        let spans = read::u32_list(spans, "spans")?;
+        if spans.len() % 3 != 0 {
+            return Err(Failure::Range(format!(
+                "spans has {} numbers; it needs three per datagram",
+                spans.len()
+            )));
+        }
+        if let Some(bad) = spans
+            .chunks_exact(3)
+            .position(|s| s[0] as usize >= stores.len())
+        {
+            return Err(Failure::Range(format!(
+                "spans[{}] names store {} of {}",
+                bad * 3,
+                spans[bad * 3],
+                stores.len()
+            )));
+        }
+        let lengths: Vec<u32> = spans.chunks_exact(3).map(|s| s[2]).collect();
+        let state = by_id(socket)?;
+        // Phase 2: no JS from here; `napi_get_arraybuffer_info` runs none either.
+        with_state(&state, |s| {
+            let to = match destination {
+                PEER => Vec::new(),
+                id => vec![*s
+                    .destinations
+                    .get(id as usize)
+                    .ok_or_else(|| Failure::Range(format!("unknown destination id {id}")))?],
+            };
+            let stores = read::stores_now(&stores, "stores")?;
+            let memory: Vec<&[u8]> = stores.iter().map(|store| &**store).collect();
+            // A span past its store's end (shrunk, detached) is cut here; the plan's length
+            // then disagrees and that datagram fails as changed.
+            let bytes: Vec<&[u8]> = spans
+                .chunks_exact(3)
+                .map(|span| {
+                    let store: &[u8] = memory[span[0] as usize];
+                    let start = (span[1] as usize).min(store.len());
+                    let end = start.saturating_add(span[2] as usize).min(store.len());
+                    &store[start..end]
+                })
+                .collect();
+            let plan = SendPlan::new(lengths, &[], Vec::new(), to)
+                .map_err(|e| Failure::Range(e.to_string()))?;
+            let report = endpoint(s).send_plan(&plan, &bytes, from as usize, flags);
+            plan_outcome(report)
+        })
+    })
+}
+
 fn membership_failure(error: mmsg_core::MembershipError) -> Failure {
     match error {
         mmsg_core::MembershipError::Address(e) => Failure::Type(e.to_string()),
