@@ -340,37 +340,64 @@ export interface Spans {
   spans: Uint32Array
 }
 
+// One reusable spans array: the binding copies it during the call, so it is free again when
+// the call returns. Taken by one call at a time (`releaseSpans`); a call made meanwhile (from
+// a getter on a view, say) makes its own.
+let spareSpans: Uint32Array | null = new Uint32Array(3 * 1024)
+
 /**
  * The spans of a plan whose messages are one piece each (reading `buffer`/`byteOffset` of a
  * view in JavaScript costs a few nanoseconds; the binding would need several N-API calls per
  * view). Reads only the plan's own views array. `null` when a view lies in a store the binding
  * cannot take (a `SharedArrayBuffer`, another realm's `ArrayBuffer`): the caller then uses the
  * general path. The lengths are the planned ones (`captured`), so a store shrunk or detached
- * since planning fails its datagram in the binding instead of sending it short.
+ * since planning fails its datagram in the binding instead of sending it short. Hand the
+ * result to `releaseSpans` once the binding returned.
  */
 export function spansOf(plan: Plan): Spans | null {
   const views = plan.views
   const captured = plan.captured
   const n = views.length
-  const spans = new Uint32Array(3 * n)
+  let spans: Uint32Array
+  if (spareSpans !== null && spareSpans.length >= 3 * n) {
+    spans = spareSpans
+    spareSpans = null
+  } else {
+    spans = new Uint32Array(3 * n)
+  }
   // A store is listed again when it comes back after another: no search, and a batch of
   // Buffers that each own their memory costs one entry each.
   const stores: ArrayBuffer[] = []
-  let last: ArrayBufferLike | null = null
+  let lastView: Uint8Array | null = null
+  let lastStore: ArrayBufferLike | null = null
+  let offset = 0
   for (let i = 0; i < n; i++) {
     const view = views[i] as Uint8Array
-    const store = view.buffer
-    if (store !== last) {
-      if (!(store instanceof ArrayBuffer)) return null
-      stores.push(store)
-      last = store
+    if (view !== lastView) {
+      // The same Buffer sent again (a dgram loop often does) costs no reads at all.
+      const store = view.buffer
+      if (store !== lastStore) {
+        if (!(store instanceof ArrayBuffer)) {
+          releaseSpans({ stores, spans })
+          return null
+        }
+        stores.push(store)
+        lastStore = store
+      }
+      offset = view.byteOffset
+      lastView = view
     }
     const k = 3 * i
     spans[k] = stores.length - 1
-    spans[k + 1] = view.byteOffset
+    spans[k + 1] = offset
     spans[k + 2] = captured[i] as number
   }
   return { stores, spans }
+}
+
+/** Gives a `spansOf` result's array back for reuse (the binding has copied it). */
+export function releaseSpans(spans: Spans): void {
+  if (spans.spans.length >= 3 * 1024 && spareSpans === null) spareSpans = spans.spans
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   SendError,
   typeError,
 } from './errors'
-import { checkAddress, checkBindPort, checkFlags, pinLengths, planBatch, planPacked, spansOf, toView, type BatchEntry, type Plan } from './payload'
+import { checkAddress, checkBindPort, checkFlags, pinLengths, planBatch, planPacked, releaseSpans, spansOf, toView, type BatchEntry, type Plan } from './payload'
 import { ReceiveSlab, type Datagram, type RemoteInfo } from './receive'
 
 export type SocketType = 'udp4' | 'udp6'
@@ -681,7 +681,13 @@ export class UdpSocket extends EventEmitter {
         // One piece per message, one destination: the spans path (see spansOf).
         const id = plan.addresses.length === 0 ? PEER : this.#fastDestination(plan.ports[0], plan.addresses[0])
         const spans = id === undefined ? null : spansOf(plan)
-        if (spans !== null) return native.socketSendSpans(this.#nativeId, spans.stores, spans.spans, id as number, from, flags)
+        if (spans !== null) {
+          try {
+            return native.socketSendSpans(this.#nativeId, spans.stores, spans.spans.subarray(0, 3 * plan.count), id as number, from, flags)
+          } finally {
+            releaseSpans(spans)
+          }
+        }
       }
       return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos)
     }
