@@ -837,3 +837,22 @@ test('trySend: an entry getter that detaches an earlier Buffer\'s store fails th
   t.deepEqual((await p.wait(2, 150)).map((b) => b.toString()), ['first'])
   u.close(); p.close()
 })
+
+test('trySend: a byteOffset getter on a Buffer that sends another batch meanwhile: both batches arrive whole, nothing mixed', async (t) => {
+  const p = await peer()
+  const u = createSocket('udp4')
+  const inner = [Buffer.from('inner-0'), Buffer.from('inner-1')]
+  const hooked = Buffer.from('outer-1')
+  let innerSent = -1
+  Object.defineProperty(hooked, 'byteOffset', {
+    get() {
+      // Runs while the outer batch's spans are being written.
+      if (innerSent < 0) innerSent = u.trySend(inner, p.port, LOOPBACK)
+      return Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'byteOffset')!.get!.call(this)
+    },
+  })
+  t.is(u.trySend([Buffer.from('outer-0'), hooked, Buffer.from('outer-2')], p.port, LOOPBACK), 3)
+  t.is(innerSent, 2)
+  t.deepEqual((await p.wait(5)).map((b) => b.toString()), ['inner-0', 'inner-1', 'outer-0', 'outer-1', 'outer-2'])
+  u.close(); p.close()
+})
