@@ -246,7 +246,9 @@ export declare function socketSendDatagram(socket: number, view: Uint8Array, len
  * JavaScript (cheap there, several N-API calls per view here), so this call reads a handful
  * of stores and one `Uint32Array` instead of one object per datagram.
  *
- * - `stores`: the distinct `ArrayBuffer`s the datagrams lie in;
+ * - `stores`: the `ArrayBuffer`s the datagrams lie in, or with `storesAreViews` the
+ *   `Uint8Array`s themselves (each standing for its own bytes: cheaper when every datagram
+ *   is its own `Buffer`, as reading `buffer` in JavaScript costs more than the view here);
  * - `spans`: three numbers per datagram: store index, byte offset, length (the length the
  *   caller took: a store shrunk or detached since fails that datagram instead of sending it
  *   short).
@@ -254,7 +256,7 @@ export declare function socketSendDatagram(socket: number, view: Uint8Array, len
  * Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
  * datagram throws with `index` and `sent`.
  */
-export declare function socketSendSpans(socket: number, stores: ArrayBuffer[], spans: Uint32Array, destination: number, from: number, flags: number): number
+export declare function socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, from: number, flags: number): number
 
 /**
  * Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a

@@ -332,11 +332,15 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
   return { views, lengths, captured, pieceCounts, destinations, addresses, ports, count, unresolved, tos, segmentSizes, sourceAddresses, interfaceIndexes }
 }
 
-/** A plain plan's datagrams as spans of their backing stores, for `socketSendSpans`. */
+/** A plain plan's datagrams as spans of their stores, for `socketSendSpans`. */
 export interface Spans {
-  /** The distinct `ArrayBuffer`s the datagrams lie in (usually one: a pool or a packed buffer). */
-  stores: ArrayBuffer[]
-  /** Store index, byte offset and planned length, three numbers per datagram. */
+  /**
+   * The stores the datagrams lie in: `ArrayBuffer`s (when the batch's views share memory: a
+   * pool, one packed buffer), or the views themselves (`storesAreViews`).
+   */
+  stores: ArrayBuffer[] | Uint8Array[]
+  storesAreViews: boolean
+  /** Store index, byte offset in the store and planned length, three numbers per datagram. */
   spans: Uint32Array
 }
 
@@ -346,13 +350,17 @@ export interface Spans {
 let spareSpans: Uint32Array | null = new Uint32Array(3 * 1024)
 
 /**
- * The spans of a plan whose messages are one piece each (reading `buffer`/`byteOffset` of a
- * view in JavaScript costs a few nanoseconds; the binding would need several N-API calls per
- * view). Reads only the plan's own views array. `null` when a view lies in a store the binding
- * cannot take (a `SharedArrayBuffer`, another realm's `ArrayBuffer`): the caller then uses the
- * general path. The lengths are the planned ones (`captured`), so a store shrunk or detached
- * since planning fails its datagram in the binding instead of sending it short. Hand the
- * result to `releaseSpans` once the binding returned.
+ * The spans of a plan whose messages are one piece each. Reads only the plan's own views
+ * array; the lengths are the planned ones (`captured`), so a store shrunk or detached since
+ * planning fails its datagram in the binding instead of sending it short. Hand the result to
+ * `releaseSpans` once the binding returned.
+ *
+ * Which stores: reading a view's `buffer` in JavaScript costs more than the binding's one
+ * N-API call for a view, but one `ArrayBuffer` for many views saves a call per view. So when
+ * the first two views share memory the stores are `ArrayBuffer`s, else the views themselves;
+ * a view repeated (a dgram loop sending one Buffer) costs no reads either way. `null` when a
+ * shared store is one the binding cannot take as an `ArrayBuffer` (a `SharedArrayBuffer`,
+ * another realm's): the caller then uses the general path.
  */
 export function spansOf(plan: Plan): Spans | null {
   const views = plan.views
@@ -365,8 +373,25 @@ export function spansOf(plan: Plan): Spans | null {
   } else {
     spans = new Uint32Array(3 * n)
   }
-  // A store is listed again when it comes back after another: no search, and a batch of
-  // Buffers that each own their memory costs one entry each.
+  const first = views[0] as Uint8Array
+  const second = n > 1 ? views[1] as Uint8Array : first
+  if (second === first || first.buffer !== second.buffer) {
+    const stores: Uint8Array[] = []
+    let last: Uint8Array | null = null
+    for (let i = 0; i < n; i++) {
+      const view = views[i] as Uint8Array
+      if (view !== last) {
+        stores.push(view)
+        last = view
+      }
+      const k = 3 * i
+      spans[k] = stores.length - 1
+      spans[k + 1] = 0
+      spans[k + 2] = captured[i] as number
+    }
+    return { stores, storesAreViews: true, spans }
+  }
+  // A store is listed again when it comes back after another: no search.
   const stores: ArrayBuffer[] = []
   let lastView: Uint8Array | null = null
   let lastStore: ArrayBufferLike | null = null
@@ -374,11 +399,10 @@ export function spansOf(plan: Plan): Spans | null {
   for (let i = 0; i < n; i++) {
     const view = views[i] as Uint8Array
     if (view !== lastView) {
-      // The same Buffer sent again (a dgram loop often does) costs no reads at all.
       const store = view.buffer
       if (store !== lastStore) {
         if (!(store instanceof ArrayBuffer)) {
-          releaseSpans({ stores, spans })
+          releaseSpans({ stores, storesAreViews: false, spans })
           return null
         }
         stores.push(store)
@@ -392,7 +416,7 @@ export function spansOf(plan: Plan): Spans | null {
     spans[k + 1] = offset
     spans[k + 2] = captured[i] as number
   }
-  return { stores, spans }
+  return { stores, storesAreViews: false, spans }
 }
 
 /** Gives a `spansOf` result's array back for reuse (the binding has copied it). */

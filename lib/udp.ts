@@ -683,7 +683,7 @@ export class UdpSocket extends EventEmitter {
         const spans = id === undefined ? null : spansOf(plan)
         if (spans !== null) {
           try {
-            return native.socketSendSpans(this.#nativeId, spans.stores, spans.spans.subarray(0, 3 * plan.count), id as number, from, flags)
+            return native.socketSendSpans(this.#nativeId, spans.stores, spans.storesAreViews, spans.spans.subarray(0, 3 * plan.count), id as number, from, flags)
           } finally {
             releaseSpans(spans)
           }

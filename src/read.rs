@@ -84,20 +84,55 @@ pub fn handles<'env>(value: Unknown<'env>, what: &str) -> Outcome<Vec<Unknown<'e
     Ok(out)
 }
 
-/// Phase 2 only: each store as it is now (a detached one is empty; borrow its bytes with
-/// `&*store`), or a `TypeError` for one that is not an `ArrayBuffer` (a `SharedArrayBuffer`
-/// included: N-API cannot read one). Runs no JavaScript (`napi_get_arraybuffer_info` only).
-pub fn stores_now<'env>(stores: &[Unknown<'env>], what: &str) -> Outcome<Vec<ArrayBuffer<'env>>> {
+/// A store of `socketSendSpans` in phase 2: an `ArrayBuffer`, or a `Uint8Array` standing for
+/// its own bytes.
+pub enum Store<'env> {
+    Buffer(ArrayBuffer<'env>),
+    View(&'env [u8]),
+}
+
+impl Store<'_> {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Store::Buffer(buffer) => buffer,
+            Store::View(bytes) => bytes,
+        }
+    }
+}
+
+/// Phase 2 only: each store as it is now (a detached one is empty), or a `TypeError` for one
+/// of the wrong kind: `ArrayBuffer`s (a `SharedArrayBuffer` is refused: N-API cannot read one),
+/// or with `views` `Uint8Array`s. Runs no JavaScript (`napi_get_arraybuffer_info` /
+/// `napi_get_typedarray_info` only).
+pub fn stores_now<'env>(
+    stores: &[Unknown<'env>],
+    views: bool,
+    what: &str,
+) -> Outcome<Vec<Store<'env>>> {
+    let wrong = |i: usize, store: Unknown| {
+        let kind = if views {
+            "a Uint8Array"
+        } else {
+            "an ArrayBuffer"
+        };
+        Failure::Type(format!(
+            "{what}[{i}] must be {kind}; got {}",
+            describe(store)
+        ))
+    };
     stores
         .iter()
         .enumerate()
         .map(|(i, &store)| {
-            ArrayBuffer::from_unknown(store).map_err(|_| {
-                Failure::Type(format!(
-                    "{what}[{i}] must be an ArrayBuffer; got {}",
-                    describe(store)
-                ))
-            })
+            if views {
+                <&[u8]>::from_unknown(store)
+                    .map(Store::View)
+                    .map_err(|_| wrong(i, store))
+            } else {
+                ArrayBuffer::from_unknown(store)
+                    .map(Store::Buffer)
+                    .map_err(|_| wrong(i, store))
+            }
         })
         .collect()
 }

@@ -1069,7 +1069,9 @@ pub fn socket_send_datagram(
 /// JavaScript (cheap there, several N-API calls per view here), so this call reads a handful
 /// of stores and one `Uint32Array` instead of one object per datagram.
 ///
-/// - `stores`: the distinct `ArrayBuffer`s the datagrams lie in;
+/// - `stores`: the `ArrayBuffer`s the datagrams lie in, or with `storesAreViews` the
+///   `Uint8Array`s themselves (each standing for its own bytes: cheaper when every datagram
+///   is its own `Buffer`, as reading `buffer` in JavaScript costs more than the view here);
 /// - `spans`: three numbers per datagram: store index, byte offset, length (the length the
 ///   caller took: a store shrunk or detached since fails that datagram instead of sending it
 ///   short).
@@ -1077,12 +1079,14 @@ pub fn socket_send_datagram(
 /// Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
 /// datagram throws with `index` and `sent`.
 #[napi(
-    ts_args_type = "socket: number, stores: ArrayBuffer[], spans: Uint32Array, destination: number, from: number, flags: number"
+    ts_args_type = "socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, from: number, flags: number"
 )]
+#[allow(clippy::too_many_arguments)]
 pub fn socket_send_spans(
     env: Env,
     socket: u32,
     stores: Unknown,
+    stores_are_views: bool,
     spans: Unknown,
     destination: u32,
     from: u32,
@@ -1112,7 +1116,7 @@ pub fn socket_send_spans(
         }
         let lengths: Vec<u32> = spans.chunks_exact(3).map(|s| s[2]).collect();
         let state = by_id(socket)?;
-        // Phase 2: no JS from here; `napi_get_arraybuffer_info` runs none either.
+        // Phase 2: no JS from here; the N-API info calls run none either.
         with_state(&state, |s| {
             let to = match destination {
                 PEER => Vec::new(),
@@ -1121,8 +1125,8 @@ pub fn socket_send_spans(
                     .get(id as usize)
                     .ok_or_else(|| Failure::Range(format!("unknown destination id {id}")))?],
             };
-            let stores = read::stores_now(&stores, "stores")?;
-            let memory: Vec<&[u8]> = stores.iter().map(|store| &**store).collect();
+            let stores = read::stores_now(&stores, stores_are_views, "stores")?;
+            let memory: Vec<&[u8]> = stores.iter().map(read::Store::bytes).collect();
             // A span past its store's end (shrunk, detached) is cut here; the plan's length
             // then disagrees and that datagram fails as changed.
             let bytes: Vec<&[u8]> = spans

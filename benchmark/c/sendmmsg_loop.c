@@ -13,7 +13,8 @@
  * datagrams as fit in 64 segments / 65000 bytes, which the kernel cuts into separate datagrams
  * on the way to a receiver without UDP_GRO (so one system call offers BATCH × 64 datagrams).
  * Prints one JSON line:
- *   {"datagrams":N,"seconds":S,"rate":N/S,"eagain":E}
+ *   {"datagrams":N,"seconds":S,"rate":N/S,"eagain":E,"user_s":U,"system_s":K}
+ * where U and K are the process's user and system CPU seconds (getrusage), setup included.
  * Only loopback addresses are used.
  */
 #define _GNU_SOURCE
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,7 +127,10 @@ int main(int argc, char **argv) {
   }
   end = now();
   double seconds = end - start;
-  printf("{\"datagrams\":%lld,\"seconds\":%.6f,\"rate\":%.1f,\"eagain\":%lld}\n", sent, seconds,
-         seconds > 0 ? (double)sent / seconds : 0.0, eagain);
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  printf("{\"datagrams\":%lld,\"seconds\":%.6f,\"rate\":%.1f,\"eagain\":%lld,\"user_s\":%.6f,\"system_s\":%.6f}\n",
+         sent, seconds, seconds > 0 ? (double)sent / seconds : 0.0, eagain,
+         usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6, usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6);
   return 0;
 }

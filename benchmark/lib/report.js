@@ -36,6 +36,28 @@ function sendRows(results, size) {
   return rows
 }
 
+/**
+ * CPU per datagram (user and system ns) at 64 B for the senders that report it, at batch 1 and
+ * the largest batches: where the time goes, ours against the C loop.
+ */
+function cpuRows(results, size) {
+  const { batches } = results.config
+  const cell = (b) => results.send.cells.find((c) => c.size === size && c.batch === b)
+  const shown = [1, 64].filter((b) => batches.includes(b) && cell(b))
+  const rows = []
+  for (const s of results.send.senders) {
+    const per = shown.map((b) => cell(b).results[s.id])
+    if (!per.some((r) => r && Number.isFinite(r.userNsPerDatagram))) continue
+    rows.push([
+      s.label,
+      ...per.flatMap((r) => (r && Number.isFinite(r.userNsPerDatagram)
+        ? [r.userNsPerDatagram.toFixed(0), r.systemNsPerDatagram.toFixed(0), (r.userNsPerDatagram + r.systemNsPerDatagram).toFixed(0)]
+        : ['', '', ''])),
+    ])
+  }
+  return { shown, rows }
+}
+
 function ratioRows(results) {
   return results.ratios.map((r) => [
     r.label,
@@ -271,6 +293,12 @@ function toMarkdown(results) {
       out.push(`## Send, ${size} B datagrams`, '')
       out.push(`Datagrams per second accepted by the kernel, by batch size; median of ${results.config.runs} runs of ${results.config.seconds} s.`, '')
       out.push(mdTable(['sender', ...batches.map((b) => `batch ${b}`)], sendRows(results, size), [false, ...batches.map(() => true)]), '')
+    }
+    const cpu = cpuRows(results, 64)
+    if (cpu.rows.length) {
+      out.push('## CPU per datagram, 64 B send', '')
+      out.push('Nanoseconds of CPU per datagram accepted, user and system (kernel), median over the runs above: `process.cpuUsage()` around the synchronous package loops (every thread of this process), `getrusage` in the C loop (its whole process, setup included). No hardware counters are read, so there are no cycle counts: at a nominal clock of f GHz, cycles ≈ ns × f.', '')
+      out.push(mdTable(['sender', ...cpu.shown.flatMap((b) => [`batch ${b} user`, `batch ${b} system`, `batch ${b} total`])], cpu.rows, [false, ...cpu.shown.flatMap(() => [true, true, true])]), '')
     }
   }
   if (results.receive) {

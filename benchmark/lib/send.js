@@ -129,6 +129,7 @@ function syncLoop(call, batch, seconds, cap) {
   let sent = 0
   let calls = 0
   let empty = 0
+  const cpu = process.cpuUsage()
   const start = now()
   const deadline = start + seconds
   for (;;) {
@@ -137,7 +138,9 @@ function syncLoop(call, batch, seconds, cap) {
     if (n === 0) empty++
     if (++calls % every === 0 && (now() >= deadline || sent >= cap)) break
   }
-  return { datagrams: sent, seconds: now() - start, calls, wouldBlock: empty }
+  const end = now()
+  const used = process.cpuUsage(cpu) // µs, every thread of this process
+  return { datagrams: sent, seconds: end - start, calls, wouldBlock: empty, userSeconds: used.user / 1e6, systemSeconds: used.system / 1e6 }
 }
 
 /**
@@ -223,7 +226,7 @@ async function createSendBench({ bins }) {
       const r = spawnSync(bins.sendmmsg_loop, args, { encoding: 'utf8', timeout: (seconds + 10) * 1000 })
       if (r.status !== 0) throw new Error(`sendmmsg_loop ${args.join(' ')} failed: ${r.stderr || r.signal}`)
       const out = JSON.parse(r.stdout.trim().split('\n').pop())
-      return { datagrams: out.datagrams, seconds: out.seconds, wouldBlock: out.eagain }
+      return { datagrams: out.datagrams, seconds: out.seconds, wouldBlock: out.eagain, userSeconds: out.user_s, systemSeconds: out.system_s }
     }
     const runs = {
       dgram: (seconds) => dgramLoop(dgramUnconnected, one, batch, seconds, cap(seconds), port),
