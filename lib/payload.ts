@@ -319,17 +319,25 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
   }
   views.length = pieces
   captured.length = pieces
-  // A getter that ran after a view was taken (while a later message was read) may have
-  // detached or shrunk it: then the binding gets the lengths as they were taken, and fails that
-  // message instead of sending it empty or cut. Otherwise the views' own lengths are those.
-  let lengths: Uint32Array | null = null
-  for (let p = 0; p < pieces; p++) {
-    if ((views[p] as Uint8Array).byteLength !== captured[p]) {
-      lengths = Uint32Array.from(captured)
-      break
-    }
+  // `lengths` stays null: the spans path carries `captured` itself, and the views path asks
+  // `plannedLengths` (no user code runs between planning and either).
+  return { views, lengths: null, captured, pieceCounts, destinations, addresses, ports, count, unresolved, tos, segmentSizes, sourceAddresses, interfaceIndexes }
+}
+
+/**
+ * The `lengths` argument of the binding's views path for a plan just made: a getter that ran
+ * after a view was taken (while a later message was read) may have detached or shrunk it, and
+ * then the binding gets the lengths as they were taken, and fails that message instead of
+ * sending it empty or cut. `null` (the views' own lengths) when none changed. Call it with no
+ * user code run since planning (or after `pinLengths`, which fixes them for good).
+ */
+export function plannedLengths(plan: Plan): Uint32Array | null {
+  if (plan.lengths !== null) return plan.lengths
+  const { views, captured } = plan
+  for (let p = 0; p < views.length; p++) {
+    if ((views[p] as Uint8Array).byteLength !== captured[p]) return Uint32Array.from(captured)
   }
-  return { views, lengths, captured, pieceCounts, destinations, addresses, ports, count, unresolved, tos, segmentSizes, sourceAddresses, interfaceIndexes }
+  return null
 }
 
 /** A plain plan's datagrams as spans of their stores, for `socketSendSpans`. */
@@ -376,19 +384,20 @@ export function spansOf(plan: Plan): Spans | null {
   const first = views[0] as Uint8Array
   const second = n > 1 ? views[1] as Uint8Array : first
   if (second === first || first.buffer !== second.buffer) {
-    const stores: Uint8Array[] = []
+    const stores = new Array<Uint8Array>(n)
+    let count = 0
     let last: Uint8Array | null = null
-    for (let i = 0; i < n; i++) {
+    for (let i = 0, k = 0; i < n; i++, k += 3) {
       const view = views[i] as Uint8Array
       if (view !== last) {
-        stores.push(view)
+        stores[count++] = view
         last = view
       }
-      const k = 3 * i
-      spans[k] = stores.length - 1
+      spans[k] = count - 1
       spans[k + 1] = 0
       spans[k + 2] = captured[i] as number
     }
+    stores.length = count
     return { stores, storesAreViews: true, spans }
   }
   // A store is listed again when it comes back after another: no search.

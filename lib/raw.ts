@@ -2,7 +2,7 @@
 // validated here, planned into dense arrays, then handed to the binding.
 import { native } from './native'
 import { fromNative, invalidArgType, outOfRange } from './errors'
-import { checkFlags, planBatch, type BatchEntry } from './payload'
+import { checkFlags, planBatch, plannedLengths, type BatchEntry } from './payload'
 
 /** One datagram as `recvmmsg` reported it. */
 export interface ReceivedInfo {
@@ -46,7 +46,7 @@ export function sendmmsg(fd: number, messages: readonly BatchEntry[], flags?: nu
   if (bytesSent !== undefined && !(bytesSent instanceof Uint32Array)) throw invalidArgType('bytesSent', 'an instance of Uint32Array', bytesSent)
   let lengths: number[]
   try {
-    lengths = native.sendmmsg(f, plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, fl, plan.lengths)
+    lengths = native.sendmmsg(f, plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, fl, plannedLengths(plan))
   } catch (error) {
     throw fromNative(error)
   }
@@ -66,7 +66,7 @@ export function trySendmmsg(fd: number, messages: readonly BatchEntry[], flags?:
   const plan = planBatch(messages, undefined, undefined, '127.0.0.1')
   const fl = checkFlags(flags)
   try {
-    return native.trySendmmsg(f, plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, fl, plan.lengths)
+    return native.trySendmmsg(f, plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, fl, plannedLengths(plan))
   } catch (error) {
     throw fromNative(error)
   }

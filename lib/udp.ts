@@ -19,7 +19,7 @@ import {
   SendError,
   typeError,
 } from './errors'
-import { checkAddress, checkBindPort, checkFlags, pinLengths, planBatch, planPacked, releaseSpans, spansOf, toView, type BatchEntry, type Plan } from './payload'
+import { checkAddress, checkBindPort, checkFlags, pinLengths, planBatch, planPacked, plannedLengths, releaseSpans, spansOf, toView, type BatchEntry, type Plan } from './payload'
 import { ReceiveSlab, type Datagram, type RemoteInfo } from './receive'
 
 export type SocketType = 'udp4' | 'udp6'
@@ -689,10 +689,10 @@ export class UdpSocket extends EventEmitter {
           }
         }
       }
-      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos)
+      return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plannedLengths(plan), plan.tos)
     }
     this.#progress[0] = 0
-    return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plan.lengths, plan.tos,
+    return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plannedLengths(plan), plan.tos,
       plan.segmentSizes, plan.sourceAddresses, plan.interfaceIndexes, fromSegment, this.#progress)
   }
 
