@@ -202,9 +202,14 @@ export function createSlowLink(rate = '20mbit', tag = 0): SlowLink {
   const namespace = `smmsg${id}`
   const hostIf = `smh${id}`
   const peerIf = `smp${id}`
-  const subnet = 40 + ((process.pid + tag) % 200)
-  const localAddress = `10.233.${subnet}.1`
-  const peerAddress = `10.233.${subnet}.2`
+  // A /30 of its own per (process, tag): test files run at once in several processes, and two
+  // links with the same subnet would share a route (datagrams taking the other link).
+  // 200 × 64 slots; pids within 800 of each other never collide (tags are below 16).
+  const slot = (process.pid * 16 + tag) % 12800
+  const third = 40 + Math.floor(slot / 64)
+  const base = (slot % 64) * 4
+  const localAddress = `10.233.${third}.${base + 1}`
+  const peerAddress = `10.233.${third}.${base + 2}`
   const run = (...args: string[]): void => {
     execFileSync('ip', args, { stdio: 'pipe' })
   }
