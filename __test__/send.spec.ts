@@ -112,6 +112,28 @@ test('packed buffer plus lengths is cut into datagrams; lengths past the end are
   rx.close()
 })
 
+test('trySendPacked: a datagram too large mid-buffer fails as a SendError with index, sent, address and port; connected and port-only forms reach the peer', async (t) => {
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const packed = Buffer.alloc(70000, 0x61)
+  packed.write('one', 0)
+  const e = t.throws(() => tx.trySendPacked(packed, [3, 66000, 2], rx.port, '127.0.0.1')) as SendError
+  t.true(e instanceof SendError)
+  t.is(e.code, 'EMSGSIZE')
+  t.is(e.index, 1)
+  t.is(e.sent, 1)
+  t.is(e.address, '127.0.0.1')
+  t.is(e.port, rx.port)
+  t.is(tx.trySendPacked(Buffer.from('xyz'), [1, 2], rx.port), 2, 'a port alone means loopback')
+  const connected = createSocket('udp4')
+  connected.connect(rx.port, '127.0.0.1')
+  t.is(connected.trySendPacked(Buffer.from('peer'), new Uint32Array([4])), 1)
+  t.deepEqual((await rx.waitFor(4)).map((m) => m.data.toString()), ['one', 'x', 'yz', 'peer'])
+  connected.close()
+  tx.close()
+  rx.close()
+})
+
 test('a message that fails mid-batch: SendError with index/sent/errno; those before arrive, none after', async (t) => {
   const rx = await dgramReceiver()
   const tx = createSocket('udp4')

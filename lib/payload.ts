@@ -442,6 +442,48 @@ export function pinLengths(plan: Plan): void {
   if (plan.lengths === null) plan.lengths = Uint32Array.from(plan.captured)
 }
 
+/**
+ * One packed buffer cut by `lengths`, as spans of the buffer itself (the spans path: no view
+ * per datagram). Checks like `planPacked`; every length is read once, straight into the spans
+ * (a `SharedArrayBuffer` rewritten meanwhile cannot make the checked total and the sent
+ * lengths differ). Hand the result to `releaseSpans` once the binding returned.
+ */
+export function packedSpans(packed: unknown, lengths: unknown): Spans & { count: number } {
+  const view = toView(packed, 'packed')
+  let n: number
+  if (lengths instanceof Uint32Array || Array.isArray(lengths)) n = lengths.length
+  else throw invalidArgType('lengths', 'an instance of Uint32Array or an array of integers', lengths)
+  if (n > MAX_BATCH) throw rangeError('ERR_OUT_OF_RANGE', `At most ${MAX_BATCH} lengths; got ${n}`)
+  let spans: Uint32Array
+  if (spareSpans !== null && spareSpans.length >= 3 * n) {
+    spans = spareSpans
+    spareSpans = null
+  } else {
+    spans = new Uint32Array(3 * n)
+  }
+  const result = { stores: [view], storesAreViews: true, spans, count: n }
+  let offset = 0
+  try {
+    for (let i = 0, k = 0; i < n; i++, k += 3) {
+      const length: unknown = lengths[i]
+      if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > 0xffffffff) {
+        throw rangeError('ERR_OUT_OF_RANGE', `lengths[${i}] must be an integer from 0 to 4294967295.${received(length)}`)
+      }
+      spans[k] = 0
+      spans[k + 1] = Math.min(offset, 0xffffffff)
+      spans[k + 2] = length
+      offset += length
+    }
+    if (offset > view.byteLength) {
+      throw rangeError('ERR_BUFFER_OUT_OF_BOUNDS', `The lengths add up to ${offset} bytes but the packed buffer holds ${view.byteLength}`)
+    }
+  } catch (error) {
+    releaseSpans(result)
+    throw error
+  }
+  return result
+}
+
 /** A plan of one packed buffer cut into datagrams by `lengths` (no copy). */
 export function planPacked(packed: unknown, lengths: unknown, port: unknown, address: unknown, loopback: string): Plan {
   const view = toView(packed, 'packed')

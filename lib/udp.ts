@@ -19,7 +19,7 @@ import {
   SendError,
   typeError,
 } from './errors'
-import { checkAddress, checkBindPort, checkFlags, pinLengths, planBatch, planPacked, plannedLengths, releaseSpans, spansOf, toView, type BatchEntry, type Plan } from './payload'
+import { checkAddress, checkBindPort, checkFlags, pinLengths, packedSpans, planBatch, planPacked, plannedLengths, releaseSpans, spansOf, toView, type BatchEntry, type Plan } from './payload'
 import { ReceiveSlab, type Datagram, type RemoteInfo } from './receive'
 
 export type SocketType = 'udp4' | 'udp6'
@@ -561,11 +561,27 @@ export class UdpSocket extends EventEmitter {
   /** Like `trySend`, for one packed buffer cut into datagrams by `lengths` (no copy). */
   trySendPacked(packed: Uint8Array, lengths: Uint32Array | readonly number[], port?: number, address?: string, flags?: number): number {
     this.#checkOpen()
-    const plan = planPacked(packed, lengths, port, address, this.#loopback())
-    const f = checkFlags(flags)
-    if (plan.unresolved.length > 0) throw typeError('ERR_INVALID_ARG_VALUE', 'trySendPacked() needs an IP address; use sendPacked() for hostnames')
-    if (this.#queue.length > 0) return 0
-    return this.#sendNow(plan, 0, f)
+    // The packed buffer is the one store of the spans path: no view per datagram.
+    const spans = packedSpans(packed, lengths)
+    try {
+      const to = planBatch([], port, address, this.#loopback())
+      const f = checkFlags(flags)
+      if (to.unresolved.length > 0) throw typeError('ERR_INVALID_ARG_VALUE', 'trySendPacked() needs an IP address; use sendPacked() for hostnames')
+      if (this.#queue.length > 0) return 0
+      const id = to.addresses.length === 0 ? PEER : this.#fastDestination(to.ports[0], to.addresses[0])
+      if (id === undefined) return this.#sendNow(planPacked(packed, lengths, port, address, this.#loopback()), 0, f)
+      let sent: number
+      try {
+        sent = native.socketSendSpans(this.#nativeId, spans.stores, true, spans.spans.subarray(0, 3 * spans.count), id, 0, f)
+      } catch (error) {
+        this.#collectKeptErrors()
+        throw fromNative(error, 0, () => (to.addresses.length === 0 ? {} : { address: to.addresses[0], port: to.ports[0] }))
+      }
+      if (this.#receiveErrors) this.#collectKeptErrors()
+      return sent
+    } finally {
+      releaseSpans(spans)
+    }
   }
 
   /** Like `send`, for one packed buffer cut into datagrams by `lengths`. */
