@@ -240,8 +240,9 @@ export declare function socketRecvSlab(socket: number, slab: Uint8Array, capacit
 export declare function socketSendDatagram(socket: number, view: Uint8Array, length: number, destination: number, flags: number): number
 
 /**
- * Sends one-piece datagrams described as spans of `ArrayBuffer`s, all to one destination id
- * (from `addDestination`; `0xffffffff`: the connected peer), from datagram `from` on. This is
+ * Sends one-piece datagrams described as spans of `ArrayBuffer`s, to destination ids (from
+ * `addDestination`; `0xffffffff`: the connected peer): `destination` for all, or one per
+ * datagram in `destinations`; from datagram `from` on. This is
  * the batch path of the TS layer: it reads each `Buffer`'s backing store, offset and length in
  * JavaScript (cheap there, several N-API calls per view here), so this call reads a handful
  * of stores and one `Uint32Array` instead of one object per datagram.
@@ -256,7 +257,7 @@ export declare function socketSendDatagram(socket: number, view: Uint8Array, len
  * Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
  * datagram throws with `index` and `sent`.
  */
-export declare function socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, from: number, flags: number): number
+export declare function socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, from: number, flags: number): number
 
 /**
  * Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a

@@ -343,6 +343,25 @@ test('one-datagram sends to more destinations than the binding keeps parsed (409
   rx.close()
 })
 
+test('batches of messages to several destinations (the spans path names them by id): each peer gets its own, in order, also when the id table is cleared during the batch', async (t) => {
+  const a = await dgramReceiver()
+  const b = await dgramReceiver()
+  const tx = createSocket('udp4')
+  tx.bind(0, '127.0.0.1')
+  const batch = (tag: string) => [0, 1, 2, 3, 4, 5].map((i) => ({ data: Buffer.from(`${tag}${i}`), address: '127.0.0.1', port: i % 3 === 1 ? b.port : a.port }))
+  t.is(tx.trySend(batch('x')), 6)
+  // 4094 other destinations (127.0.0.2, nobody listens) and the two peers fill the table: the
+  // next batch's third destination clears it while the batch's ids are being taken.
+  for (let port = 40000; port < 44094; port++) tx.trySend([Buffer.from('-')], port, '127.0.0.2')
+  t.is(tx.trySend([...batch('y'), { data: Buffer.from('y6'), address: '127.0.0.3', port: 40000 }]), 7)
+  t.is(tx.trySend(batch('z')), 6)
+  t.deepEqual((await a.waitFor(12)).map((m) => m.data.toString()), ['x0', 'x2', 'x3', 'x5', 'y0', 'y2', 'y3', 'y5', 'z0', 'z2', 'z3', 'z5'])
+  t.deepEqual((await b.waitFor(6)).map((m) => m.data.toString()), ['x1', 'x4', 'y1', 'y4', 'z1', 'z4'])
+  tx.close()
+  a.close()
+  b.close()
+})
+
 test('one-datagram sends: a refused destination right after the parsed-destination table was cleared does not break the next send', async (t) => {
   const rx = await dgramReceiver()
   const tx = createSocket('udp4')

@@ -957,7 +957,7 @@ function runSendCallbacks(sends: PendingSend[], start: number): void {
  * `trySend`'s arguments for `batch[from..]`: a lone one-piece datagram goes as `[piece], port,
  * address`, which takes the binding's single-datagram path; anything else as message objects.
  */
-function sendArguments(batch: PendingSend[], from: number): [Array<Uint8Array | { data: Uint8Array[]; address?: string; port?: number }>, number?, string?] {
+function sendArguments(batch: PendingSend[], from: number): [Array<Uint8Array | { data: Uint8Array | Uint8Array[]; address?: string; port?: number }>, number?, string?] {
   // The common burst: one-piece datagrams all to one destination (a game tick, a StatsD
   // flush) go as a list of Buffers, the batch path's fastest form (and GSO for equal sizes).
   const first = batch[from] as PendingSend
@@ -972,11 +972,13 @@ function sendArguments(batch: PendingSend[], from: number): [Array<Uint8Array | 
   return first.ip === null ? [views] : [views, first.port, first.ip]
 }
 
-function entriesOf(batch: PendingSend[], from: number): Array<{ data: Uint8Array[]; address?: string; port?: number }> {
-  const entries = new Array<{ data: Uint8Array[]; address?: string; port?: number }>(batch.length - from)
+function entriesOf(batch: PendingSend[], from: number): Array<{ data: Uint8Array | Uint8Array[]; address?: string; port?: number }> {
+  const entries = new Array<{ data: Uint8Array | Uint8Array[]; address?: string; port?: number }>(batch.length - from)
   for (let i = from; i < batch.length; i++) {
     const pending = batch[i] as PendingSend
-    entries[i - from] = pending.ip === null ? { data: pending.pieces } : { data: pending.pieces, address: pending.ip, port: pending.port }
+    // One piece goes as itself: a batch of those takes the spans path (destinations by id).
+    const data = pending.pieces.length === 1 ? pending.pieces[0] as Uint8Array : pending.pieces
+    entries[i - from] = pending.ip === null ? { data } : { data, address: pending.ip, port: pending.port }
   }
   return entries
 }

@@ -156,6 +156,14 @@ const DEFAULT_MAX_DATAGRAMS = 64
 const PEER = 0xffffffff
 /** Destinations the single-datagram path keeps parsed in the binding (it holds 4096). */
 const MAX_FAST_DESTINATIONS = 4096
+/** Batches naming more destinations than this take the general path (ids would churn the table). */
+const MAX_SPAN_DESTINATIONS = 1024
+/** Size of the reusable destination-id array of the spans path. */
+const MAX_BATCH_IDS = 1024
+/** A plan's destination index for the connected peer (payload.ts `CONNECTED`). */
+const CONNECTED_INDEX = 0xffffffff
+// One reusable destination-id array (see #destinationIds): the binding copies it during the call.
+let spareIds: Uint32Array | null = new Uint32Array(MAX_BATCH_IDS)
 const DEFAULT_MAX_SIZE = 65535
 const FIRST_CAPACITY = 8
 /** Receive batches handled per wake-up before yielding to the event loop. */
@@ -237,6 +245,8 @@ export class UdpSocket extends EventEmitter {
   #queue: PendingSend[] = []
   /** Single-datagram path: destination ids by `${port} ${address}`, and the last one used. */
   readonly #fastIds = new Map<string, number>()
+  /** Bumped whenever the id table is cleared: ids taken before are gone. */
+  #fastGeneration = 0
   #lastFastAddress = ''
   #lastFastPort = -1
   #lastFastId = PEER
@@ -572,7 +582,7 @@ export class UdpSocket extends EventEmitter {
       if (id === undefined) return this.#sendNow(planPacked(packed, lengths, port, address, this.#loopback()), 0, f)
       let sent: number
       try {
-        sent = native.socketSendSpans(this.#nativeId, spans.stores, true, spans.spans.subarray(0, 3 * spans.count), id, 0, f)
+        sent = native.socketSendSpans(this.#nativeId, spans.stores, true, spans.spans.subarray(0, 3 * spans.count), id, null, 0, f)
       } catch (error) {
         this.#collectKeptErrors()
         throw fromNative(error, 0, () => (to.addresses.length === 0 ? {} : { address: to.addresses[0], port: to.ports[0] }))
@@ -638,6 +648,7 @@ export class UdpSocket extends EventEmitter {
       if (this.#fastIds.size >= MAX_FAST_DESTINATIONS) {
         this.#native.clearDestinations()
         this.#fastIds.clear()
+        this.#fastGeneration++
         // The cleared ids are gone: forget the last one too (the add below may still fail).
         this.#lastFastPort = -1
         this.#lastFastId = PEER
@@ -693,15 +704,26 @@ export class UdpSocket extends EventEmitter {
    */
   #nativeSend(plan: Plan, from: number, flags: number, fromSegment: number): number {
     if (plan.segmentSizes === null && plan.sourceAddresses === null && plan.interfaceIndexes === null) {
-      if (plan.pieceCounts === null && plan.destinations === null && plan.tos === null && plan.count > 1) {
-        // One piece per message, one destination: the spans path (see spansOf).
-        const id = plan.addresses.length === 0 ? PEER : this.#fastDestination(plan.ports[0], plan.addresses[0])
-        const spans = id === undefined ? null : spansOf(plan)
+      if (plan.pieceCounts === null && plan.tos === null && plan.count > 0 && plan.addresses.length <= MAX_SPAN_DESTINATIONS) {
+        // One piece per message: the spans path (see spansOf), destinations named by id.
+        const spans = spansOf(plan)
         if (spans !== null) {
+          let ids: Uint32Array | null = null
           try {
-            return native.socketSendSpans(this.#nativeId, spans.stores, spans.storesAreViews, spans.spans.subarray(0, 3 * plan.count), id as number, from, flags)
+            let id: number | undefined = PEER
+            if (plan.destinations !== null) {
+              ids = this.#destinationIds(plan)
+              id = ids === null ? undefined : PEER
+            } else if (plan.addresses.length > 0) {
+              id = this.#fastDestination(plan.ports[0], plan.addresses[0])
+            }
+            if (id !== undefined) {
+              return native.socketSendSpans(this.#nativeId, spans.stores, spans.storesAreViews, spans.spans.subarray(0, 3 * plan.count), id,
+                ids === null ? null : ids.subarray(0, plan.count), from, flags)
+            }
           } finally {
             releaseSpans(spans)
+            if (ids !== null && spareIds === null && ids.length >= MAX_BATCH_IDS) spareIds = ids
           }
         }
       }
@@ -710,6 +732,35 @@ export class UdpSocket extends EventEmitter {
     this.#progress[0] = 0
     return this.#native.send(plan.views, plan.pieceCounts, plan.destinations, plan.addresses, plan.ports, from, flags, plannedLengths(plan), plan.tos,
       plan.segmentSizes, plan.sourceAddresses, plan.interfaceIndexes, fromSegment, this.#progress)
+  }
+
+  /**
+   * Each message's destination id for the spans path (`PEER` for the connected peer), in a
+   * reusable array (give it back when the call returned), or `null` when one cannot be named
+   * by id (then the general path reports it) or the id table was cleared meanwhile.
+   */
+  #destinationIds(plan: Plan): Uint32Array | null {
+    const destinations = plan.destinations as Uint32Array
+    const byIndex = new Array<number>(plan.addresses.length)
+    const generation = this.#fastGeneration
+    for (let d = 0; d < plan.addresses.length; d++) {
+      const id = this.#fastDestination(plan.ports[d], plan.addresses[d])
+      if (id === undefined) return null
+      byIndex[d] = id
+    }
+    if (this.#fastGeneration !== generation) return null // earlier ids were cleared with the table
+    let ids: Uint32Array
+    if (spareIds !== null && spareIds.length >= plan.count) {
+      ids = spareIds
+      spareIds = null
+    } else {
+      ids = new Uint32Array(Math.max(plan.count, MAX_BATCH_IDS))
+    }
+    for (let i = 0; i < plan.count; i++) {
+      const d = destinations[i] as number
+      ids[i] = d === CONNECTED_INDEX ? PEER : (byIndex[d] as number)
+    }
+    return ids
   }
 
   /** The public error for a failed native send, with `segmentsSent` where it can be non-zero. */

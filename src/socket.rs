@@ -1063,8 +1063,9 @@ pub fn socket_send_datagram(
     })
 }
 
-/// Sends one-piece datagrams described as spans of `ArrayBuffer`s, all to one destination id
-/// (from `addDestination`; `0xffffffff`: the connected peer), from datagram `from` on. This is
+/// Sends one-piece datagrams described as spans of `ArrayBuffer`s, to destination ids (from
+/// `addDestination`; `0xffffffff`: the connected peer): `destination` for all, or one per
+/// datagram in `destinations`; from datagram `from` on. This is
 /// the batch path of the TS layer: it reads each `Buffer`'s backing store, offset and length in
 /// JavaScript (cheap there, several N-API calls per view here), so this call reads a handful
 /// of stores and one `Uint32Array` instead of one object per datagram.
@@ -1079,7 +1080,7 @@ pub fn socket_send_datagram(
 /// Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
 /// datagram throws with `index` and `sent`.
 #[napi(
-    ts_args_type = "socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, from: number, flags: number"
+    ts_args_type = "socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, from: number, flags: number"
 )]
 #[allow(clippy::too_many_arguments)]
 pub fn socket_send_spans(
@@ -1089,6 +1090,7 @@ pub fn socket_send_spans(
     stores_are_views: bool,
     spans: Unknown,
     destination: u32,
+    destinations: Unknown,
     from: u32,
     flags: u32,
 ) -> Result<u32> {
@@ -1115,15 +1117,44 @@ pub fn socket_send_spans(
             )));
         }
         let lengths: Vec<u32> = spans.chunks_exact(3).map(|s| s[2]).collect();
+        let per_datagram = read::u32_list(destinations, "destinations")?;
+        if !per_datagram.is_empty() && per_datagram.len() != lengths.len() {
+            return Err(Failure::Range(format!(
+                "destinations has {} ids for {} datagrams",
+                per_datagram.len(),
+                lengths.len()
+            )));
+        }
         let state = by_id(socket)?;
         // Phase 2: no JS from here; the N-API info calls run none either.
         with_state(&state, |s| {
-            let to = match destination {
-                PEER => Vec::new(),
-                id => vec![*s
-                    .destinations
-                    .get(id as usize)
-                    .ok_or_else(|| Failure::Range(format!("unknown destination id {id}")))?],
+            let (to, message_destinations) = if per_datagram.is_empty() {
+                let to = match destination {
+                    PEER => Vec::new(),
+                    id => vec![registered(s, id)?],
+                };
+                (to, Vec::new())
+            } else {
+                // The plan names each distinct destination once, by its index.
+                let mut to = Vec::new();
+                let mut index_of: HashMap<u32, u32, BuildHasherDefault<IdHasher>> =
+                    HashMap::default();
+                let mut indexes = Vec::with_capacity(per_datagram.len());
+                for &id in &per_datagram {
+                    indexes.push(match id {
+                        PEER => mmsg_core::CONNECTED_PEER,
+                        id => match index_of.get(&id) {
+                            Some(&index) => index,
+                            None => {
+                                let index = to.len() as u32;
+                                to.push(registered(s, id)?);
+                                index_of.insert(id, index);
+                                index
+                            }
+                        },
+                    });
+                }
+                (to, indexes)
             };
             let stores = read::stores_now(&stores, stores_are_views, "stores")?;
             let memory: Vec<&[u8]> = stores.iter().map(read::Store::bytes).collect();
@@ -1138,12 +1169,20 @@ pub fn socket_send_spans(
                     &store[start..end]
                 })
                 .collect();
-            let plan = SendPlan::new(lengths, &[], Vec::new(), to)
+            let plan = SendPlan::new(lengths, &[], message_destinations, to)
                 .map_err(|e| Failure::Range(e.to_string()))?;
             let report = endpoint(s).send_plan(&plan, &bytes, from as usize, flags);
             plan_outcome(report)
         })
     })
+}
+
+/// A destination registered by `addDestination`, by its id.
+fn registered(s: &State, id: u32) -> Outcome<SockAddr> {
+    s.destinations
+        .get(id as usize)
+        .copied()
+        .ok_or_else(|| Failure::Range(format!("unknown destination id {id}")))
 }
 
 fn membership_failure(error: mmsg_core::MembershipError) -> Failure {
