@@ -228,6 +228,11 @@ export function createSlowLink(rate = '20mbit', tag = 0): SlowLink {
     run('-n', namespace, 'link', 'set', peerIf, 'up')
     run('-n', namespace, 'link', 'set', 'lo', 'up')
     execFileSync('tc', ['qdisc', 'add', 'dev', hostIf, 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', '400ms'], { stdio: 'pipe' })
+    // The peer's receive processing on one CPU (RPS): tbf releases packets on whichever CPU
+    // runs it (the sender in sendmmsg, or its timer), a veth queues each to that CPU's
+    // backlog, and two backlogs drained independently can swap datagrams that were sent (and
+    // put on the wire) in order. The tests check the order the sender kept.
+    execFileSync('ip', ['netns', 'exec', namespace, 'sh', '-c', `echo 1 > /sys/class/net/${peerIf}/queues/rx-0/rps_cpus`], { stdio: 'pipe' })
   } catch (e) {
     destroy()
     throw e

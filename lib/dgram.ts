@@ -65,7 +65,8 @@ const asyncDispose: typeof Symbol.asyncDispose = Symbol.asyncDispose ?? Symbol.f
 
 /** One datagram waiting for the batch that the next microtask sends. */
 interface PendingSend {
-  pieces: Uint8Array[]
+  /** The datagram: one piece as itself (the common case: no array made), or several. */
+  body: Uint8Array | Uint8Array[]
   bytes: number
   /** Resolved destination; null: the connected peer. */
   ip: string | null
@@ -198,12 +199,15 @@ function sliceBuffer(buffer: unknown, offset: unknown, length: unknown): Uint8Ar
   return view.subarray(start, start + count)
 }
 
-/** The pieces of one datagram, in a new array (later changes to the caller's array do not count). */
-function toPieces(message: unknown): Uint8Array[] {
+/**
+ * The body of one datagram: one piece as itself, or several in a new array (later changes to
+ * the caller's array do not count). An empty list is one empty piece.
+ */
+function toBody(message: unknown): Uint8Array | Uint8Array[] {
   if (!Array.isArray(message)) {
-    if (typeof message === 'string') return [Buffer.from(message)]
+    if (typeof message === 'string') return Buffer.from(message)
     if (!isView(message)) throw invalidArgType('buffer', ARG_TYPES, message)
-    return [asBytes(message)]
+    return asBytes(message)
   }
   const pieces = new Array<Uint8Array>(message.length)
   for (let i = 0; i < message.length; i++) {
@@ -212,6 +216,7 @@ function toPieces(message: unknown): Uint8Array[] {
     else if (isView(piece)) pieces[i] = asBytes(piece)
     else throw invalidArgType('buffer list arguments', ARG_TYPES, message)
   }
+  if (pieces.length <= 1) return pieces.length === 1 ? pieces[0] as Uint8Array : Buffer.alloc(0)
   return pieces
 }
 
@@ -573,7 +578,7 @@ export class Socket extends EventEmitter {
       }
       if (port || address) throw codedError('ERR_SOCKET_DGRAM_IS_CONNECTED', 'Already connected')
     }
-    const pieces = toPieces(message)
+    const body = toBody(message)
     let destinationPort = 0
     if (!connected) destinationPort = validatePort(port, false)
     if (typeof callback !== 'function') callback = undefined
@@ -585,17 +590,17 @@ export class Socket extends EventEmitter {
     }
     this.#healthCheck()
     if (this.#bindState === UNBOUND) this.bind({ port: 0, exclusive: true }, null as never)
-    if (pieces.length === 0) pieces.push(Buffer.alloc(0))
     const given = (address ?? undefined) as string | undefined
     const cb = callback as SendCallback | undefined
     if (this.#bindState !== BOUND) {
       // Queued until 'listening'; the connection state is read again then, as dgram does.
-      this.#enqueue(() => this.send(pieces, destinationPort || undefined, given, cb))
+      this.#enqueue(() => this.send(body, destinationPort || undefined, given, cb))
       return
     }
     let bytes = 0
-    for (const piece of pieces) bytes += piece.byteLength
-    const pending: PendingSend = { pieces, bytes, ip: null, port: destinationPort, givenAddress: given, callback: cb, ready: true }
+    if (Array.isArray(body)) for (const piece of body) bytes += piece.byteLength
+    else bytes = body.byteLength
+    const pending: PendingSend = { body, bytes, ip: null, port: destinationPort, givenAddress: given, callback: cb, ready: true }
     this.#pending.push(pending)
     if (!connected) {
       const target = given || this.#loopback()
@@ -964,11 +969,11 @@ function sendArguments(batch: PendingSend[], from: number): [Array<Uint8Array | 
   let same = true
   for (let i = from; i < batch.length && same; i++) {
     const pending = batch[i] as PendingSend
-    same = pending.pieces.length === 1 && pending.ip === first.ip && pending.port === first.port
+    same = !Array.isArray(pending.body) && pending.ip === first.ip && pending.port === first.port
   }
   if (!same) return [entriesOf(batch, from)]
   const views = new Array<Uint8Array>(batch.length - from)
-  for (let i = from; i < batch.length; i++) views[i - from] = (batch[i] as PendingSend).pieces[0] as Uint8Array
+  for (let i = from; i < batch.length; i++) views[i - from] = (batch[i] as PendingSend).body as Uint8Array
   return first.ip === null ? [views] : [views, first.port, first.ip]
 }
 
@@ -977,7 +982,7 @@ function entriesOf(batch: PendingSend[], from: number): Array<{ data: Uint8Array
   for (let i = from; i < batch.length; i++) {
     const pending = batch[i] as PendingSend
     // One piece goes as itself: a batch of those takes the spans path (destinations by id).
-    const data = pending.pieces.length === 1 ? pending.pieces[0] as Uint8Array : pending.pieces
+    const data = pending.body
     entries[i - from] = pending.ip === null ? { data } : { data, address: pending.ip, port: pending.port }
   }
   return entries
