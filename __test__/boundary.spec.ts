@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 
-import { createRecvBatch, createSocket as realCreateSocket, recvmmsg, sendmmsg, trySendmmsg, UdpSocket } from '../lib/index'
+import { createRecvBatch, createSocket as realCreateSocket, recvmmsg, SendError, sendmmsg, trySendmmsg, UdpSocket } from '../lib/index'
 import type * as Binding from '../binding'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -863,21 +863,65 @@ test('trySend: an entry getter that detaches an earlier Buffer\'s store fails th
   u.close(); p.close()
 })
 
-test('trySend: a byteOffset getter on a Buffer that sends another batch meanwhile: both batches arrive whole, nothing mixed', async (t) => {
+test('trySend: an own byteOffset getter on a Buffer never runs (the slots are read directly); an index getter that sends another batch meanwhile: both arrive whole, nothing mixed', async (t) => {
   const p = await peer()
   const u = createSocket('udp4')
   const inner = [Buffer.from('inner-0'), Buffer.from('inner-1')]
   const hooked = Buffer.from('outer-1')
+  let getterRan = false
+  Object.defineProperty(hooked, 'byteOffset', { get() { getterRan = true; return 0 } })
   let innerSent = -1
-  Object.defineProperty(hooked, 'byteOffset', {
-    get() {
-      // Runs while the outer batch's spans are being written.
-      if (innerSent < 0) innerSent = u.trySend(inner, p.port, LOOPBACK)
-      return Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'byteOffset')!.get!.call(this)
-    },
+  const outer = trapped([Buffer.from('outer-0'), hooked, Buffer.from('outer-2')], 2, () => {
+    if (innerSent < 0) innerSent = u.trySend(inner, p.port, LOOPBACK)
   })
-  t.is(u.trySend([Buffer.from('outer-0'), hooked, Buffer.from('outer-2')], p.port, LOOPBACK), 3)
+  t.is(u.trySend(outer, p.port, LOOPBACK), 3)
+  t.false(getterRan)
   t.is(innerSent, 2)
   t.deepEqual((await p.wait(5)).map((b) => b.toString()), ['inner-0', 'inner-1', 'outer-0', 'outer-1', 'outer-2'])
+  u.close(); p.close()
+})
+
+test('spans path: a Buffer pushed out of bounds by a later getter (its byteOffset then reads 0) fails as changed, never sends the store\'s first bytes', async (t) => {
+  const p = await peer()
+  const u = createSocket('udp4')
+  const rab = new RAB(16, { maxByteLength: 16 })
+  const a = new Uint8Array(rab, 0, 4).fill(0x41) // 'AAAA'
+  const b = new Uint8Array(rab, 8, 4).fill(0x42) // 'BBBB'
+  const e = t.throws(() => u.trySend([a, b, { get data() { rab.resize(6); return Buffer.from('c') } }], p.port, LOOPBACK)) as Error & { code: string; index: number; sent: number }
+  t.is(e.code, 'ERR_INVALID_STATE')
+  t.is(e.index, 1)
+  t.is(e.sent, 1)
+  t.deepEqual((await p.wait(2, 150)).map((m) => m.toString()), ['AAAA'])
+  u.close(); p.close()
+})
+
+test('spans path: own byteOffset / buffer properties on a view are not trusted: the bytes sent are the view\'s own', async (t) => {
+  const p = await peer()
+  const u = createSocket('udp4')
+  const store = new Uint8Array(Buffer.from('public..SECRET..'))
+  const liar = store.subarray(0, 6)
+  Object.defineProperty(liar, 'byteOffset', { value: 8 })
+  const fake = store.subarray(0, 6)
+  Object.defineProperty(fake, 'buffer', { value: Object.create(ArrayBuffer.prototype) })
+  t.is(u.trySend([liar, store.subarray(0, 6), fake], p.port, LOOPBACK), 3)
+  t.deepEqual((await p.wait(3)).map((m) => m.toString()), ['public', 'public', 'public'])
+  u.close(); p.close()
+})
+
+test('spans path: views past 4 GiB into their memory, or of 4 GiB and more, take the general path (right bytes, or ERR_OUT_OF_RANGE), never wrapped offsets', async (t) => {
+  const p = await peer()
+  const u = createSocket('udp4')
+  // 4 GiB + 64 of zeroed memory the kernel maps lazily: only the last page is touched.
+  const huge = new ArrayBuffer(2 ** 32 + 64)
+  const far = new Uint8Array(huge, 2 ** 32, 4).fill(0xaa)
+  t.is(u.trySend([far, new Uint8Array(huge, 2 ** 32, 4)], p.port, LOOPBACK), 2)
+  t.deepEqual((await p.wait(2)).map((m) => m.toString('hex')), ['aaaaaaaa', 'aaaaaaaa'])
+  t.throws(() => u.trySend([new Uint8Array(huge, 0, 2 ** 32), Buffer.from('x')], p.port, LOOPBACK), { instanceOf: RangeError })
+  // A packed buffer whose datagrams run past 4 GiB: the first is too large for UDP and fails
+  // as itself (index 0), the offsets past 4 GiB were never cut to 32 bits.
+  const e = t.throws(() => u.trySendPacked(new Uint8Array(huge, 0, 2 ** 32), [2 ** 32 - 8, 4, 4], p.port, LOOPBACK)) as SendError
+  t.is(e.code, 'EMSGSIZE')
+  t.is(e.index, 0)
+  t.deepEqual((await p.wait(3, 150)).length, 2, 'nothing else arrived')
   u.close(); p.close()
 })

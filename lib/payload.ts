@@ -6,6 +6,20 @@ import { isIP } from 'node:net'
 
 import { invalidArgType, rangeError, received, typeError } from './errors'
 
+// The typed-array slots, read through %TypedArray%.prototype's own getters (taken when this
+// module loads): an own `byteOffset`/`buffer`/`byteLength` property on a view, or a patched
+// prototype, cannot make a plan point at other memory or run user code here. (V8 also
+// calls these faster than a property read.)
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object
+function slotGetter<T>(name: string): (this: Uint8Array) => T {
+  return (Object.getOwnPropertyDescriptor(TypedArrayPrototype, name) as PropertyDescriptor).get as (this: Uint8Array) => T
+}
+const bufferOf = slotGetter<ArrayBufferLike>('buffer')
+const byteOffsetOf = slotGetter<number>('byteOffset')
+const byteLengthOf = slotGetter<number>('byteLength')
+/** Largest offset or length a span can hold (a Uint32Array entry). */
+const MAX_SPAN = 0xffffffff
+
 /** One piece of a datagram: a string (sent as UTF-8), a `Buffer`, any TypedArray, a `DataView` or an `ArrayBuffer`. */
 export type Payload = string | ArrayBufferView | ArrayBufferLike
 
@@ -203,7 +217,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       // The common case: one Buffer per datagram, to the call's destination.
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (destinations !== null) destinations[i] = defaultDestination
-      captured[pieces] = entry.byteLength
+      captured[pieces] = byteLengthOf.call(entry)
       views[pieces++] = entry
       continue
     }
@@ -211,7 +225,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (destinations !== null) destinations[i] = defaultDestination
       const view = toView(entry, `messages[${i}]`)
-      captured[pieces] = view.byteLength
+      captured[pieces] = byteLengthOf.call(view)
       views[pieces++] = view
       continue
     }
@@ -289,7 +303,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       if (views.length < pieces + n) views.length = pieces + n
       for (let j = 0; j < n; j++) {
         const view = toView(body[j], `messages[${i}].data[${j}]`)
-        captured[pieces] = view.byteLength
+        captured[pieces] = byteLengthOf.call(view)
         views[pieces++] = view
       }
     } else {
@@ -297,7 +311,7 @@ export function planBatch(entries: unknown, port: unknown, address: unknown, loo
       if (pieceCounts !== null) pieceCounts[i] = 1
       if (views.length < pieces + 1) views.length = pieces + 1
       const view = toView(body, `messages[${i}].data`)
-      captured[pieces] = view.byteLength
+      captured[pieces] = byteLengthOf.call(view)
       views[pieces++] = view
     }
     if (mSegment !== undefined) {
@@ -335,7 +349,7 @@ export function plannedLengths(plan: Plan): Uint32Array | null {
   if (plan.lengths !== null) return plan.lengths
   const { views, captured } = plan
   for (let p = 0; p < views.length; p++) {
-    if ((views[p] as Uint8Array).byteLength !== captured[p]) return Uint32Array.from(captured)
+    if (byteLengthOf.call(views[p] as Uint8Array) !== captured[p]) return Uint32Array.from(captured)
   }
   return null
 }
@@ -355,7 +369,8 @@ export interface Spans {
 // One reusable spans array: the binding copies it during the call, so it is free again when
 // the call returns. Taken by one call at a time (`releaseSpans`); a call made meanwhile (from
 // a getter on a view, say) makes its own.
-let spareSpans: Uint32Array | null = new Uint32Array(3 * 1024)
+const SPARE_SPANS = 3 * 1024
+let spareSpans: Uint32Array | null = new Uint32Array(SPARE_SPANS)
 
 /**
  * The spans of a plan whose messages are one piece each. Reads only the plan's own views
@@ -374,16 +389,10 @@ export function spansOf(plan: Plan): Spans | null {
   const views = plan.views
   const captured = plan.captured
   const n = views.length
-  let spans: Uint32Array
-  if (spareSpans !== null && spareSpans.length >= 3 * n) {
-    spans = spareSpans
-    spareSpans = null
-  } else {
-    spans = new Uint32Array(3 * n)
-  }
+  const spans = takeSpans(n)
   const first = views[0] as Uint8Array
   const second = n > 1 ? views[1] as Uint8Array : first
-  if (second === first || first.buffer !== second.buffer) {
+  if (second === first || bufferOf.call(first) !== bufferOf.call(second)) {
     const stores = new Array<Uint8Array>(n)
     let count = 0
     let last: Uint8Array | null = null
@@ -393,9 +402,14 @@ export function spansOf(plan: Plan): Spans | null {
         stores[count++] = view
         last = view
       }
+      const length = captured[i] as number
+      if (length > MAX_SPAN) {
+        releaseSpans({ stores, storesAreViews: true, spans })
+        return null // 4 GiB or more: the general path refuses it
+      }
       spans[k] = count - 1
       spans[k + 1] = 0
-      spans[k + 2] = captured[i] as number
+      spans[k + 2] = length
     }
     stores.length = count
     return { stores, storesAreViews: true, spans }
@@ -405,10 +419,11 @@ export function spansOf(plan: Plan): Spans | null {
   let lastView: Uint8Array | null = null
   let lastStore: ArrayBufferLike | null = null
   let offset = 0
-  for (let i = 0; i < n; i++) {
+  for (let i = 0, k = 0; i < n; i++, k += 3) {
     const view = views[i] as Uint8Array
+    const length = captured[i] as number
     if (view !== lastView) {
-      const store = view.buffer
+      const store = bufferOf.call(view)
       if (store !== lastStore) {
         if (!(store instanceof ArrayBuffer)) {
           releaseSpans({ stores, storesAreViews: false, spans })
@@ -417,20 +432,36 @@ export function spansOf(plan: Plan): Spans | null {
         stores.push(store)
         lastStore = store
       }
-      offset = view.byteOffset
+      offset = byteOffsetOf.call(view)
       lastView = view
     }
-    const k = 3 * i
+    if (offset > MAX_SPAN || length > MAX_SPAN) {
+      releaseSpans({ stores, storesAreViews: false, spans })
+      return null // past 4 GiB: the general path takes it
+    }
     spans[k] = stores.length - 1
-    spans[k + 1] = offset
-    spans[k + 2] = captured[i] as number
+    // A view shrunk or out of bounds since planning (its offset then reads 0) gets an offset
+    // past any store: the binding fails its datagram instead of sending the store's first bytes.
+    spans[k + 1] = byteLengthOf.call(view) === length ? offset : MAX_SPAN
+    spans[k + 2] = length
   }
   return { stores, storesAreViews: false, spans }
 }
 
+/** The reusable spans array if it is free and large enough, else a new one. */
+function takeSpans(datagrams: number): Uint32Array {
+  if (spareSpans !== null && spareSpans.length >= 3 * datagrams) {
+    const spans = spareSpans
+    spareSpans = null
+    return spans
+  }
+  return new Uint32Array(3 * datagrams)
+}
+
 /** Gives a `spansOf` result's array back for reuse (the binding has copied it). */
 export function releaseSpans(spans: Spans): void {
-  if (spans.spans.length >= 3 * 1024 && spareSpans === null) spareSpans = spans.spans
+  // Only an array of the spare's own size is kept (a large one made meanwhile is let go).
+  if (spans.spans.length === SPARE_SPANS && spareSpans === null) spareSpans = spans.spans
 }
 
 /**
@@ -448,38 +479,38 @@ export function pinLengths(plan: Plan): void {
  * (a `SharedArrayBuffer` rewritten meanwhile cannot make the checked total and the sent
  * lengths differ). Hand the result to `releaseSpans` once the binding returned.
  */
-export function packedSpans(packed: unknown, lengths: unknown): Spans & { count: number } {
+export function packedSpans(packed: unknown, lengths: unknown): (Spans & { count: number }) | null {
   const view = toView(packed, 'packed')
   let n: number
-  if (lengths instanceof Uint32Array || Array.isArray(lengths)) n = lengths.length
+  if (lengths instanceof Uint32Array || Array.isArray(lengths)) n = lengths.length >>> 0 // read once (a Proxy may say anything)
   else throw invalidArgType('lengths', 'an instance of Uint32Array or an array of integers', lengths)
   if (n > MAX_BATCH) throw rangeError('ERR_OUT_OF_RANGE', `At most ${MAX_BATCH} lengths; got ${n}`)
-  let spans: Uint32Array
-  if (spareSpans !== null && spareSpans.length >= 3 * n) {
-    spans = spareSpans
-    spareSpans = null
-  } else {
-    spans = new Uint32Array(3 * n)
-  }
+  const spans = takeSpans(n)
   const result = { stores: [view], storesAreViews: true, spans, count: n }
   let offset = 0
   try {
     for (let i = 0, k = 0; i < n; i++, k += 3) {
       const length: unknown = lengths[i]
-      if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > 0xffffffff) {
+      if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > MAX_SPAN) {
         throw rangeError('ERR_OUT_OF_RANGE', `lengths[${i}] must be an integer from 0 to 4294967295.${received(length)}`)
       }
       spans[k] = 0
-      spans[k + 1] = Math.min(offset, 0xffffffff)
+      spans[k + 1] = offset // past MAX_SPAN: refused below
       spans[k + 2] = length
       offset += length
     }
-    if (offset > view.byteLength) {
-      throw rangeError('ERR_BUFFER_OUT_OF_BOUNDS', `The lengths add up to ${offset} bytes but the packed buffer holds ${view.byteLength}`)
+    const size = byteLengthOf.call(view)
+    if (offset > size) {
+      throw rangeError('ERR_BUFFER_OUT_OF_BOUNDS', `The lengths add up to ${offset} bytes but the packed buffer holds ${size}`)
     }
   } catch (error) {
     releaseSpans(result)
     throw error
+  }
+  if (offset > MAX_SPAN) {
+    // Datagrams past 4 GiB into the buffer: a span cannot say where; the caller plans views.
+    releaseSpans(result)
+    return null
   }
   return result
 }

@@ -573,6 +573,12 @@ export class UdpSocket extends EventEmitter {
     this.#checkOpen()
     // The packed buffer is the one store of the spans path: no view per datagram.
     const spans = packedSpans(packed, lengths)
+    if (spans === null) {
+      const plan = planPacked(packed, lengths, port, address, this.#loopback())
+      const f = checkFlags(flags)
+      if (plan.unresolved.length > 0) throw typeError('ERR_INVALID_ARG_VALUE', 'trySendPacked() needs an IP address; use sendPacked() for hostnames')
+      return this.#queue.length > 0 ? 0 : this.#sendNow(plan, 0, f)
+    }
     try {
       const to = planBatch([], port, address, this.#loopback())
       const f = checkFlags(flags)
