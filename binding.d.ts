@@ -252,12 +252,14 @@ export declare function socketSendDatagram(socket: number, view: Uint8Array, len
  *   is its own `Buffer`, as reading `buffer` in JavaScript costs more than the view here);
  * - `spans`: three numbers per datagram: store index, byte offset, length (the length the
  *   caller took: a store shrunk or detached since fails that datagram instead of sending it
- *   short).
+ *   short);
+ * - `tos` (optional): a TOS byte / traffic class per datagram (0: the socket's own), sent as
+ *   `IP_TOS` / `IPV6_TCLASS`.
  *
  * Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
  * datagram throws with `index` and `sent`.
  */
-export declare function socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, from: number, flags: number): number
+export declare function socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number): number
 
 /**
  * Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a

@@ -767,10 +767,10 @@ test('raw socketSendSpans: datagrams from shared and separate stores arrive exac
   const stores = [big.buffer, own.buffer, big.buffer] as ArrayBuffer[]
   // 'abc', 'ZZ', 'jkl', '' (an empty datagram), 'de'
   const spans = new Uint32Array([0, 0, 3, 1, 0, 2, 2, 9, 3, 2, 16, 0, 0, 3, 2])
-  t.is(native.socketSendSpans(s.id, stores, false, spans, id, null, 0, 0), 5)
+  t.is(native.socketSendSpans(s.id, stores, false, spans, id, null, null, 0, 0), 5)
   t.deepEqual((await p.wait(5)).map((b) => b.toString()), ['abc', 'ZZ', 'jkl', '', 'de'])
   // From datagram 3 on: only '' and 'de' again.
-  t.is(native.socketSendSpans(s.id, stores, false, spans, id, null, 3, 0), 5)
+  t.is(native.socketSendSpans(s.id, stores, false, spans, id, null, null, 3, 0), 5)
   t.deepEqual((await p.wait(7)).slice(5).map((b) => b.toString()), ['', 'de'])
   s.close(); p.close()
 })
@@ -781,35 +781,35 @@ test('raw socketSendSpans: bad stores, spans and ids are errors before anything 
   const id = s.addDestination(LOOPBACK, p.port)
   const data = new Uint8Array([1, 2, 3, 4])
   const store = data.buffer as ArrayBuffer
-  t.throws(() => native.socketSendSpans(s.id, [new Uint8Array(4) as never], false, new Uint32Array([0, 0, 1]), id, null, 0, 0), { instanceOf: TypeError }, 'a view is not a store')
-  t.throws(() => native.socketSendSpans(s.id, [new SharedArrayBuffer(4) as never], false, new Uint32Array([0, 0, 1]), id, null, 0, 0), { instanceOf: TypeError }, 'a SharedArrayBuffer is refused')
-  t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([1, 0, 1]), id, null, 0, 0), { instanceOf: RangeError }, 'a store index past the list')
-  t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([0, 0]), id, null, 0, 0), { instanceOf: RangeError }, 'not three numbers per datagram')
-  t.throws(() => native.socketSendSpans(s.id, [store], false, [0, 0, 1] as never, id, null, 0, 0), { instanceOf: TypeError }, 'spans must be a Uint32Array')
-  t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([0, 0, 1]), id + 9, null, 0, 0), { instanceOf: RangeError }, 'an unknown destination id')
-  t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([0, 0, 1]), id, null, 0, 0x8000), { instanceOf: RangeError }, 'MSG_MORE')
-  t.throws(() => native.socketSendSpans(0xfffffff0, [store], false, new Uint32Array([0, 0, 1]), id, null, 0, 0), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+  t.throws(() => native.socketSendSpans(s.id, [new Uint8Array(4) as never], false, new Uint32Array([0, 0, 1]), id, null, null, 0, 0), { instanceOf: TypeError }, 'a view is not a store')
+  t.throws(() => native.socketSendSpans(s.id, [new SharedArrayBuffer(4) as never], false, new Uint32Array([0, 0, 1]), id, null, null, 0, 0), { instanceOf: TypeError }, 'a SharedArrayBuffer is refused')
+  t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([1, 0, 1]), id, null, null, 0, 0), { instanceOf: RangeError }, 'a store index past the list')
+  t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([0, 0]), id, null, null, 0, 0), { instanceOf: RangeError }, 'not three numbers per datagram')
+  t.throws(() => native.socketSendSpans(s.id, [store], false, [0, 0, 1] as never, id, null, null, 0, 0), { instanceOf: TypeError }, 'spans must be a Uint32Array')
+  t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([0, 0, 1]), id + 9, null, null, 0, 0), { instanceOf: RangeError }, 'an unknown destination id')
+  t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([0, 0, 1]), id, null, null, 0, 0x8000), { instanceOf: RangeError }, 'MSG_MORE')
+  t.throws(() => native.socketSendSpans(0xfffffff0, [store], false, new Uint32Array([0, 0, 1]), id, null, null, 0, 0), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
   // A span past its store's end: datagram 0 goes, datagram 1 fails as changed (never sent short).
-  const e = t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([0, 0, 2, 0, 2, 3]), id, null, 0, 0)) as Error & { code: string; index: number; sent: number }
+  const e = t.throws(() => native.socketSendSpans(s.id, [store], false, new Uint32Array([0, 0, 2, 0, 2, 3]), id, null, null, 0, 0)) as Error & { code: string; index: number; sent: number }
   t.is(e.code, 'ERR_INVALID_STATE')
   t.is(e.index, 1)
   t.is(e.sent, 1)
   // The stores array's getter detaches the store it names: read in phase 1, the detach is seen.
   const victim = new Uint8Array([9, 9, 9])
   const stores = trapped([victim.buffer as ArrayBuffer], 0, () => detach(victim))
-  const d = t.throws(() => native.socketSendSpans(s.id, stores, false, new Uint32Array([0, 0, 3]), id, null, 0, 0)) as Error & { code: string; index: number }
+  const d = t.throws(() => native.socketSendSpans(s.id, stores, false, new Uint32Array([0, 0, 3]), id, null, null, 0, 0)) as Error & { code: string; index: number }
   t.is(d.code, 'ERR_INVALID_STATE')
   t.is(d.index, 0)
   // A resizable store shrunk under its span.
   const rab = new RAB(8, { maxByteLength: 16 })
   new Uint8Array(rab).fill(7)
   rab.resize(2)
-  t.throws(() => native.socketSendSpans(s.id, [rab], false, new Uint32Array([0, 0, 4]), id, null, 0, 0), { code: 'ERR_INVALID_STATE' })
+  t.throws(() => native.socketSendSpans(s.id, [rab], false, new Uint32Array([0, 0, 4]), id, null, null, 0, 0), { code: 'ERR_INVALID_STATE' })
   // Views as their own stores: offsets are within the view; an ArrayBuffer is refused there.
-  t.throws(() => native.socketSendSpans(s.id, [store as never], true, new Uint32Array([0, 0, 1]), id, null, 0, 0), { instanceOf: TypeError }, 'an ArrayBuffer where views are expected')
+  t.throws(() => native.socketSendSpans(s.id, [store as never], true, new Uint32Array([0, 0, 1]), id, null, null, 0, 0), { instanceOf: TypeError }, 'an ArrayBuffer where views are expected')
   const sub = new Uint8Array([0x70, 0x71, 0x72, 0x73]).subarray(1, 3) // 'qr'
-  t.is(native.socketSendSpans(s.id, [sub, data], true, new Uint32Array([0, 0, 2, 1, 3, 1, 0, 1, 1]), id, null, 0, 0), 3)
-  const cut = t.throws(() => native.socketSendSpans(s.id, [sub], true, new Uint32Array([0, 1, 2]), id, null, 0, 0)) as Error & { code: string; index: number }
+  t.is(native.socketSendSpans(s.id, [sub, data], true, new Uint32Array([0, 0, 2, 1, 3, 1, 0, 1, 1]), id, null, null, 0, 0), 3)
+  const cut = t.throws(() => native.socketSendSpans(s.id, [sub], true, new Uint32Array([0, 1, 2]), id, null, null, 0, 0)) as Error & { code: string; index: number }
   t.is(cut.code, 'ERR_INVALID_STATE', 'a span past the end of its view is never sent short')
   t.deepEqual((await p.wait(5, 150)).map((b) => [...b]), [[1, 2], [0x71, 0x72], [4], [0x72]], 'only the whole datagrams arrived')
   s.close(); p.close()
@@ -823,12 +823,14 @@ test('raw socketSendSpans with one destination id per datagram: each goes where 
   const toQ = s.addDestination(LOOPBACK, q.port)
   const data = Buffer.from('abcd')
   const spans = new Uint32Array([0, 0, 1, 0, 1, 1, 0, 2, 1, 0, 3, 1])
-  t.is(native.socketSendSpans(s.id, [data], true, spans, 0, new Uint32Array([toQ, toP, toQ, toQ]), 0, 0), 4)
-  t.throws(() => native.socketSendSpans(s.id, [data], true, spans, 0, new Uint32Array([toP, toP]), 0, 0), { instanceOf: RangeError }, 'one id per datagram')
-  t.throws(() => native.socketSendSpans(s.id, [data], true, spans, 0, new Uint32Array([toP, toP, 99, toP]), 0, 0), { instanceOf: RangeError }, 'an unknown id')
-  const e = t.throws(() => native.socketSendSpans(s.id, [data], true, spans, 0, new Uint32Array([toP, 0xffffffff, toP, toP]), 0, 0)) as Error & { index: number; sent: number }
+  t.is(native.socketSendSpans(s.id, [data], true, spans, 0, new Uint32Array([toQ, toP, toQ, toQ]), null, 0, 0), 4)
+  t.throws(() => native.socketSendSpans(s.id, [data], true, spans, 0, new Uint32Array([toP, toP]), null, 0, 0), { instanceOf: RangeError }, 'one id per datagram')
+  t.throws(() => native.socketSendSpans(s.id, [data], true, spans, 0, new Uint32Array([toP, toP, 99, toP]), null, 0, 0), { instanceOf: RangeError }, 'an unknown id')
+  const e = t.throws(() => native.socketSendSpans(s.id, [data], true, spans, 0, new Uint32Array([toP, 0xffffffff, toP, toP]), null, 0, 0)) as Error & { index: number; sent: number }
   t.is(e.index, 1, 'the connected peer of an unconnected socket fails its datagram')
   t.is(e.sent, 1)
+  t.throws(() => native.socketSendSpans(s.id, [data], true, spans, toP, null, new Uint8Array(3), 0, 0), { instanceOf: RangeError }, 'one TOS byte per datagram')
+  t.throws(() => native.socketSendSpans(s.id, [data], true, spans, toP, null, [0, 0, 0, 0] as never, 0, 0), { instanceOf: TypeError }, 'tos must be a Uint8Array')
   t.deepEqual((await q.wait(3)).map((b) => b.toString()), ['a', 'c', 'd'])
   t.deepEqual((await p.wait(2)).map((b) => b.toString()), ['b', 'a'])
   s.close(); p.close(); q.close()

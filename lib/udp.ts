@@ -164,6 +164,18 @@ const MAX_BATCH_IDS = 1024
 const CONNECTED_INDEX = 0xffffffff
 // One reusable destination-id array (see #destinationIds): the binding copies it during the call.
 let spareIds: Uint32Array | null = new Uint32Array(MAX_BATCH_IDS)
+/**
+ * A plan's TOS bytes for the binding: copied into one reusable array (the binding copies it
+ * at once, and no user code runs in between) when they fit, since the plan's own small array
+ * would cost the binding a memory allocation to read (V8 moves a typed array of 64 bytes or
+ * fewer off the heap on first access from native code).
+ */
+const tosScratch = new Uint8Array(MAX_BATCH_IDS)
+function tosOf(tos: Uint8Array): Uint8Array {
+  if (tos.length > tosScratch.length) return tos
+  tosScratch.set(tos)
+  return tosScratch.subarray(0, tos.length)
+}
 const DEFAULT_MAX_SIZE = 65535
 const FIRST_CAPACITY = 8
 /** Receive batches handled per wake-up before yielding to the event loop. */
@@ -588,7 +600,7 @@ export class UdpSocket extends EventEmitter {
       if (id === undefined) return this.#sendNow(planPacked(packed, lengths, port, address, this.#loopback()), 0, f)
       let sent: number
       try {
-        sent = native.socketSendSpans(this.#nativeId, spans.stores, true, spans.spans.subarray(0, 3 * spans.count), id, null, 0, f)
+        sent = native.socketSendSpans(this.#nativeId, spans.stores, true, spans.spans.subarray(0, 3 * spans.count), id, null, null, 0, f)
       } catch (error) {
         this.#collectKeptErrors()
         throw fromNative(error, 0, () => (to.addresses.length === 0 ? {} : { address: to.addresses[0], port: to.ports[0] }))
@@ -710,7 +722,7 @@ export class UdpSocket extends EventEmitter {
    */
   #nativeSend(plan: Plan, from: number, flags: number, fromSegment: number): number {
     if (plan.segmentSizes === null && plan.sourceAddresses === null && plan.interfaceIndexes === null) {
-      if (plan.pieceCounts === null && plan.tos === null && plan.count > 0 && plan.addresses.length <= MAX_SPAN_DESTINATIONS) {
+      if (plan.pieceCounts === null && plan.count > 0 && plan.addresses.length <= MAX_SPAN_DESTINATIONS) {
         // One piece per message: the spans path (see spansOf), destinations named by id.
         const spans = spansOf(plan)
         if (spans !== null) {
@@ -725,7 +737,7 @@ export class UdpSocket extends EventEmitter {
             }
             if (id !== undefined) {
               return native.socketSendSpans(this.#nativeId, spans.stores, spans.storesAreViews, spans.spans.subarray(0, 3 * plan.count), id,
-                ids === null ? null : ids.subarray(0, plan.count), from, flags)
+                ids === null ? null : ids.subarray(0, plan.count), plan.tos === null ? null : tosOf(plan.tos), from, flags)
             }
           } finally {
             releaseSpans(spans)

@@ -1075,12 +1075,14 @@ pub fn socket_send_datagram(
 ///   is its own `Buffer`, as reading `buffer` in JavaScript costs more than the view here);
 /// - `spans`: three numbers per datagram: store index, byte offset, length (the length the
 ///   caller took: a store shrunk or detached since fails that datagram instead of sending it
-///   short).
+///   short);
+/// - `tos` (optional): a TOS byte / traffic class per datagram (0: the socket's own), sent as
+///   `IP_TOS` / `IPV6_TCLASS`.
 ///
 /// Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
 /// datagram throws with `index` and `sent`.
 #[napi(
-    ts_args_type = "socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, from: number, flags: number"
+    ts_args_type = "socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number"
 )]
 #[allow(clippy::too_many_arguments)]
 pub fn socket_send_spans(
@@ -1091,6 +1093,7 @@ pub fn socket_send_spans(
     spans: Unknown,
     destination: u32,
     destinations: Unknown,
+    tos: Unknown,
     from: u32,
     flags: u32,
 ) -> Result<u32> {
@@ -1122,6 +1125,14 @@ pub fn socket_send_spans(
             return Err(Failure::Range(format!(
                 "destinations has {} ids for {} datagrams",
                 per_datagram.len(),
+                lengths.len()
+            )));
+        }
+        let tos = read::u8_list(tos, "tos")?;
+        if !tos.is_empty() && tos.len() != lengths.len() {
+            return Err(Failure::Range(format!(
+                "tos has {} bytes for {} datagrams",
+                tos.len(),
                 lengths.len()
             )));
         }
@@ -1169,7 +1180,9 @@ pub fn socket_send_spans(
                     &store[start..end]
                 })
                 .collect();
-            let plan = SendPlan::new(lengths, &[], message_destinations, to)
+            let mut plan = SendPlan::new(lengths, &[], message_destinations, to)
+                .map_err(|e| Failure::Range(e.to_string()))?;
+            plan.set_tos(tos)
                 .map_err(|e| Failure::Range(e.to_string()))?;
             let report = endpoint(s).send_plan(&plan, &bytes, from as usize, flags);
             plan_outcome(report)
