@@ -205,6 +205,7 @@ const SCALE_NOTES = [
 const IDLE_HEADER = ['idle receiving sockets', 'sockets', 'ArrayBuffers', 'external', 'V8 heap', 'RSS', 'receives']
 
 const NOTES = [
+  'Paired rounds (rows marked so): two of the package\'s own paths in this one process, 64 B, batch 64, run back to back 31 times each (0.08 s per run, alternating which goes first); the figure is the median of the 31 per-round ratios, with their interquartile range. Adjacent runs share the machine\'s state of the moment, while the medians of separate runs drift by up to ±10% on a shared VM, more than a 3% target can tell apart. The targets for these comparisons are judged on the paired figure; the ratio of separate medians is still shown.',
   'Send: datagrams/s the kernel accepted (sendmmsg return values; dgram callbacks without error), 127.0.0.1 to one sink socket that is never read, so the kernel drops datagrams once its receive buffer is full. This measures the sender plus the kernel loopback path, not delivery.',
   'Runs of 2–64 equal-sized datagrams to one destination leave this package as UDP_SEGMENT (GSO) messages without being asked (commit cb4e527), so from batch 2 up the package rows are far above the plain C sendmmsg loop (one datagram per message); "C sendmmsg loop of UDP_SEGMENT (GSO) messages" is the like-for-like reference (run only where the batch holds at least one whole group).',
   '"batch" is datagrams per call for this package and the C loop, and the number of sends kept in flight for node:dgram (each dgram send is one datagram and one system call).',
