@@ -93,3 +93,12 @@ for (const block of blocks) {
     else t.is(r.status, 0, `${title} exited ${r.status}:\n${out.slice(-2000)}`)
   })
 }
+
+test("README's figures are exactly what scripts/readme-figures.js makes from benchmark/results (a full run's, none typed by hand)", (t) => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { renderReadme } = require('../scripts/readme-figures.js') as { renderReadme: (text: string) => { quick: boolean; text: string } | null }
+  const rendered = renderReadme(readme)
+  t.not(rendered, null, 'README.md has the figures markers')
+  t.false(rendered!.quick, 'the committed results are a full run')
+  t.is(rendered!.text, readme, 'run `node scripts/readme-figures.js` after `npm run bench` (a full run does it)')
+})

@@ -43,7 +43,8 @@ const PAIRS = [
 ]
 const PAIRED = QUICK ? { rounds: 7, seconds: 0.04 } : { rounds: 31, seconds: 0.08 }
 const ONLY = { dgram: ['dropin'], scale: ['scale', 'growth'] }
-const SECTIONS = new Set(ONLY[process.env.BENCH_ONLY] || (process.env.BENCH_SECTIONS || 'send,receive,delivered,memory,dropin,scale,growth').split(','))
+const ALL_SECTIONS = ['send', 'receive', 'delivered', 'memory', 'dropin', 'scale', 'growth']
+const SECTIONS = new Set(ONLY[process.env.BENCH_ONLY] || (process.env.BENCH_SECTIONS || ALL_SECTIONS.join(',')).split(','))
 const RESULTS_DIR = process.env.BENCH_RESULTS_DIR ? path.resolve(process.env.BENCH_RESULTS_DIR) : path.join(__dirname, 'results')
 
 const CONFIG = {
@@ -515,6 +516,8 @@ async function main() {
   log(toText(results))
   log('')
   log(`wrote ${path.join(path.relative(process.cwd(), RESULTS_DIR) || '.', 'latest.{json,md,svg}')} in ${results.durationSeconds.toFixed(0)} s`)
+  // A full run with every section refreshes the README's figures (a quick or partial run does not).
+  if (!QUICK && SECTIONS.size === ALL_SECTIONS.length) log(require('../scripts/readme-figures').updateReadme())
 }
 
 main().catch((e) => {
