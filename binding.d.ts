@@ -240,12 +240,12 @@ export declare function socketRecvSlab(socket: number, slab: Uint8Array, capacit
 export declare function socketSendDatagram(socket: number, view: Uint8Array, length: number, destination: number, flags: number): number
 
 /**
- * Sends one-piece datagrams described as spans of `ArrayBuffer`s, to destination ids (from
+ * Sends one-piece datagrams described as spans of stores, to destination ids (from
  * `addDestination`; `0xffffffff`: the connected peer): `destination` for all, or one per
- * datagram in `destinations`; from datagram `from` on. This is
- * the batch path of the TS layer: it reads each `Buffer`'s backing store, offset and length in
- * JavaScript (cheap there, several N-API calls per view here), so this call reads a handful
- * of stores and one `Uint32Array` instead of one object per datagram.
+ * datagram in `destinations`; from datagram `from` on. This is the batch path of the TS
+ * layer: it reads each `Buffer`'s store, offset and length in JavaScript (cheap there,
+ * several N-API calls per view here), so this call reads a handful of stores and one
+ * `Uint32Array` instead of one object per datagram.
  *
  * - `stores`: the `ArrayBuffer`s the datagrams lie in, or with `storesAreViews` the
  *   `Uint8Array`s themselves (each standing for its own bytes: cheaper when every datagram

@@ -585,19 +585,15 @@ export class UdpSocket extends EventEmitter {
     this.#checkOpen()
     // The packed buffer is the one store of the spans path: no view per datagram.
     const spans = packedSpans(packed, lengths)
-    if (spans === null) {
-      const plan = planPacked(packed, lengths, port, address, this.#loopback())
-      const f = checkFlags(flags)
-      if (plan.unresolved.length > 0) throw typeError('ERR_INVALID_ARG_VALUE', 'trySendPacked() needs an IP address; use sendPacked() for hostnames')
-      return this.#queue.length > 0 ? 0 : this.#sendNow(plan, 0, f)
-    }
     try {
       const to = planBatch([], port, address, this.#loopback())
       const f = checkFlags(flags)
       if (to.unresolved.length > 0) throw typeError('ERR_INVALID_ARG_VALUE', 'trySendPacked() needs an IP address; use sendPacked() for hostnames')
       if (this.#queue.length > 0) return 0
       const id = to.addresses.length === 0 ? PEER : this.#fastDestination(to.ports[0], to.addresses[0])
-      if (id === undefined) return this.#sendNow(planPacked(packed, lengths, port, address, this.#loopback()), 0, f)
+      // Datagrams past 4 GiB into the buffer (no spans), or a destination the id table refuses:
+      // the views path, which sends them or reports the error in the usual way.
+      if (spans === null || id === undefined) return this.#sendNow(planPacked(packed, lengths, port, address, this.#loopback()), 0, f)
       let sent: number
       try {
         sent = native.socketSendSpans(this.#nativeId, spans.stores, true, spans.spans.subarray(0, 3 * spans.count), id, null, null, 0, f)
@@ -608,7 +604,7 @@ export class UdpSocket extends EventEmitter {
       if (this.#receiveErrors) this.#collectKeptErrors()
       return sent
     } finally {
-      releaseSpans(spans)
+      if (spans !== null) releaseSpans(spans)
     }
   }
 

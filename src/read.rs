@@ -54,7 +54,9 @@ pub fn view<'env>(value: Unknown<'env>, what: &dyn Fn() -> String) -> Outcome<Vi
     })
 }
 
-/// Reads an array of `Uint8Array`s element by element (getters and traps may run).
+/// Reads an array of `Uint8Array`s element by element (getters and traps may run). Not built
+/// on [`handles`]: each view's length is taken as soon as it is read, so that a later
+/// element's getter that shrinks or detaches it fails its message instead of sending it short.
 pub fn views<'env>(value: Unknown<'env>, what: &str) -> Outcome<Vec<View<'env>>> {
     let list = array(value, what)?;
     let len = list.len();
@@ -68,9 +70,10 @@ pub fn views<'env>(value: Unknown<'env>, what: &str) -> Outcome<Vec<View<'env>>>
     Ok(out)
 }
 
-/// Reads an array of `ArrayBuffer` handles element by element (getters and traps may run).
-/// Only the handles are kept (alive in the current handle scope): their type and bytes are
-/// checked and taken in phase 2 by [`stores_now`], one N-API call per store.
+/// Reads an array of store handles (`ArrayBuffer`s or `Uint8Array`s) element by element
+/// (getters and traps may run). Only the handles are kept (alive in the current handle scope):
+/// their type and bytes are checked and taken in phase 2 by [`stores_now`], one N-API call per
+/// store; the caller carries the planned lengths itself.
 pub fn handles<'env>(value: Unknown<'env>, what: &str) -> Outcome<Vec<Unknown<'env>>> {
     let list = array(value, what)?;
     let len = list.len();

@@ -1034,11 +1034,7 @@ pub fn socket_send_datagram(
         with_state(&state, |s| {
             let destination = match destination {
                 PEER => None,
-                id => Some(
-                    *s.destinations
-                        .get(id as usize)
-                        .ok_or_else(|| Failure::Range(format!("unknown destination id {id}")))?,
-                ),
+                id => Some(registered(s, id)?),
             };
             let bytes = <&[u8]>::from_unknown(view).map_err(|_| {
                 Failure::Type(format!(
@@ -1063,12 +1059,12 @@ pub fn socket_send_datagram(
     })
 }
 
-/// Sends one-piece datagrams described as spans of `ArrayBuffer`s, to destination ids (from
+/// Sends one-piece datagrams described as spans of stores, to destination ids (from
 /// `addDestination`; `0xffffffff`: the connected peer): `destination` for all, or one per
-/// datagram in `destinations`; from datagram `from` on. This is
-/// the batch path of the TS layer: it reads each `Buffer`'s backing store, offset and length in
-/// JavaScript (cheap there, several N-API calls per view here), so this call reads a handful
-/// of stores and one `Uint32Array` instead of one object per datagram.
+/// datagram in `destinations`; from datagram `from` on. This is the batch path of the TS
+/// layer: it reads each `Buffer`'s store, offset and length in JavaScript (cheap there,
+/// several N-API calls per view here), so this call reads a handful of stores and one
+/// `Uint32Array` instead of one object per datagram.
 ///
 /// - `stores`: the `ArrayBuffer`s the datagrams lie in, or with `storesAreViews` the
 ///   `Uint8Array`s themselves (each standing for its own bytes: cheaper when every datagram
