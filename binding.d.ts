@@ -168,6 +168,45 @@ export interface AddressInfo {
 /** The CPUs the calling thread may run on, ascending. */
 export declare function getThreadAffinity(): Array<number>
 
+/** The hot-path functions, as an object (`native.js` copies them onto the binding's exports). */
+export declare function hotPaths(): {
+  /**
+   * Sends `view` as one datagram from socket `socket` (its `id`) to destination id
+   * `destination` (from `addDestination`; `0xffffffff`: the connected peer). Returns 1, or 0 if
+   * the socket would block; a failure throws with `index` 0 and `sent` 0.
+   */
+  socketSendDatagram(socket: number, view: Uint8Array, destination: number, flags?: number): number
+  /**
+   * Sends one-piece datagrams described as spans of stores, to destination ids (from
+   * `addDestination`; `0xffffffff`: the connected peer): `destination` for all, or one per
+   * datagram in `destinations`; from datagram `from` on. This is the batch path of the TS
+   * layer: it reads each `Buffer`'s store, offset and length in JavaScript (cheap there,
+   * several N-API calls per view here), so this call reads a handful of stores and one
+   * `Uint32Array` instead of one object per datagram.
+   *
+   * - `stores`: the `ArrayBuffer`s the datagrams lie in, or with `storesAreViews` the
+   *   `Uint8Array`s themselves (each standing for its own bytes);
+   * - `spans`: three numbers per datagram: store index, byte offset, length (the length the
+   *   caller took: a store shrunk or detached since fails that datagram instead of sending it
+   *   short);
+   * - `tos` (optional): a TOS byte / traffic class per datagram (0: the socket's own), sent as
+   *   `IP_TOS` / `IPV6_TCLASS`.
+   *
+   * Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
+   * datagram throws with `index` and `sent`.
+   */
+  socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number): number
+  /**
+   * Receives into `slab` (laid out by `NativeSocket.recvLayout(capacity, slotSize, metadata)`)
+   * on socket `socket` (its `id`), without blocking; returns the datagrams received (0: none
+   * queued). Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
+   * (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
+   * 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
+   * 64 destination IPv6); the metadata arrays exist when `metadata` (see `setReceiveMetadata`).
+   */
+  socketRecvSlab(socket: number, slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean): number
+}
+
 /** Most buffers one message may gather (IOV_MAX). */
 export declare const MAX_BUFFERS_PER_MESSAGE: number
 
@@ -220,46 +259,6 @@ export declare function sendmmsg(fd: number, views: Uint8Array[], pieceCounts: U
 
 /** Pins the calling thread to `cpus` (each 0 to 65535, at least one). */
 export declare function setThreadAffinity(cpus: number[]): void
-
-/**
- * Receives into `slab` (laid out by `NativeSocket.recvLayout(capacity, slotSize, metadata)`)
- * on socket `socket` (its `id`), without blocking; returns the datagrams received (0: none
- * queued). Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
- * (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
- * 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
- * 64 destination IPv6); the metadata arrays exist when `metadata` (see `setReceiveMetadata`).
- */
-export declare function socketRecvSlab(socket: number, slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean): number
-
-/**
- * Sends `view` (which must still be `length` bytes long) as one datagram from socket
- * `socket` (its `id`) to destination id `destination` (from `addDestination`; `0xffffffff`:
- * the connected peer). Returns 1, or 0 if the socket would block; a failure throws with
- * `index` 0 and `sent` 0.
- */
-export declare function socketSendDatagram(socket: number, view: Uint8Array, length: number, destination: number, flags: number): number
-
-/**
- * Sends one-piece datagrams described as spans of stores, to destination ids (from
- * `addDestination`; `0xffffffff`: the connected peer): `destination` for all, or one per
- * datagram in `destinations`; from datagram `from` on. This is the batch path of the TS
- * layer: it reads each `Buffer`'s store, offset and length in JavaScript (cheap there,
- * several N-API calls per view here), so this call reads a handful of stores and one
- * `Uint32Array` instead of one object per datagram.
- *
- * - `stores`: the `ArrayBuffer`s the datagrams lie in, or with `storesAreViews` the
- *   `Uint8Array`s themselves (each standing for its own bytes: cheaper when every datagram
- *   is its own `Buffer`, as reading `buffer` in JavaScript costs more than the view here);
- * - `spans`: three numbers per datagram: store index, byte offset, length (the length the
- *   caller took: a store shrunk or detached since fails that datagram instead of sending it
- *   short);
- * - `tos` (optional): a TOS byte / traffic class per datagram (0: the socket's own), sent as
- *   `IP_TOS` / `IPV6_TCLASS`.
- *
- * Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
- * datagram throws with `index` and `sent`.
- */
-export declare function socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number): number
 
 /**
  * Like `sendmmsg`, but the whole batch (in several calls if needed) and no error lost: a

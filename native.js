@@ -94,3 +94,6 @@ if (override) {
 } else {
   module.exports = load()
 }
+// The hot-path functions are plain N-API callbacks that `hotPaths()` hands over (src/hot.rs says
+// why they are not napi-rs functions); they sit beside the generated exports.
+Object.assign(module.exports, module.exports.hotPaths())

@@ -16,7 +16,7 @@ import { createRecvBatch, createSocket as realCreateSocket, recvmmsg, SendError,
 import type * as Binding from '../binding'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const native: typeof Binding = require('../native.js')
+const native: typeof Binding & ReturnType<typeof Binding.hotPaths> = require('../native.js')
 
 const LOOPBACK = '127.0.0.1'
 
@@ -729,17 +729,19 @@ test('raw socketSendDatagram / socketRecvSlab: unknown or closed socket ids, bad
   closers.push(() => s.close())
   const id = s.addDestination(LOOPBACK, rx.address().port)
   const view = Buffer.from('by-id')
-  t.throws(() => native.socketSendDatagram(0xfffffff0, view, view.length, id, 0), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
-  t.throws(() => native.socketSendDatagram(s.id, 'nope' as never, 4, id, 0), { instanceOf: TypeError })
-  t.throws(() => native.socketSendDatagram(s.id, view, view.length, id + 7, 0), { instanceOf: RangeError })
-  t.throws(() => native.socketSendDatagram(s.id, view, view.length + 1, id, 0), { code: 'ERR_INVALID_STATE' })
-  t.is(native.socketSendDatagram(s.id, view, view.length, id, 0), 1)
+  t.throws(() => native.socketSendDatagram(0xfffffff0, view, id, 0), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+  t.throws(() => native.socketSendDatagram(s.id, 'nope' as never, id, 0), { instanceOf: TypeError })
+  t.throws(() => native.socketSendDatagram(s.id, view, id + 7, 0), { instanceOf: RangeError })
+  t.throws(() => native.socketSendDatagram(s.id, view, id, 0x10000000), { instanceOf: RangeError }, 'flags outside the MSG_* bits allowed')
+  t.throws(() => native.socketSendDatagram(s.id, view, 'x' as never), { instanceOf: Error }, 'a destination id that is not a number')
+  t.throws(() => (native.socketSendDatagram as (...a: unknown[]) => number)(s.id, view), { instanceOf: Error }, 'no destination id')
+  t.is(native.socketSendDatagram(s.id, view, id), 1, 'flags may be left out')
   const layout = native.NativeSocket.recvLayout(4, 64, false)
   t.throws(() => native.socketRecvSlab(s.id, new Uint8Array(8), 4, 64, false), { instanceOf: RangeError }, 'a slab too short')
   t.throws(() => native.socketRecvSlab(s.id, new Uint8Array(layout[10]!), 0, 64, false), { instanceOf: RangeError })
   t.is(native.socketRecvSlab(s.id, new Uint8Array(layout[10]!), 4, 64, false), 0, 'nothing queued')
   s.close()
-  t.throws(() => native.socketSendDatagram(s.id, view, view.length, id, 0), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+  t.throws(() => native.socketSendDatagram(s.id, view, id, 0), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
   t.throws(() => native.socketRecvSlab(s.id, new Uint8Array(layout[10]!), 4, 64, false), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.deepEqual(got, ['by-id'], 'exactly the one valid send arrived')

@@ -683,7 +683,7 @@ export class UdpSocket extends EventEmitter {
   #sendDatagram(view: Uint8Array, id: number, flags: number, port: unknown, address: unknown): number {
     let sent: number
     try {
-      sent = native.socketSendDatagram(this.#nativeId, view, view.byteLength, id, flags)
+      sent = flags === 0 ? native.socketSendDatagram(this.#nativeId, view, id) : native.socketSendDatagram(this.#nativeId, view, id, flags)
     } catch (error) {
       this.#collectKeptErrors()
       throw fromNative(error, 0, () => id === PEER ? {} : { address: (address ?? this.#loopback()) as string, port: port as number })

@@ -12,6 +12,7 @@
 mod cpu;
 mod errors;
 mod functions;
+mod hot;
 mod read;
 mod socket;
 

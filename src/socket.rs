@@ -96,11 +96,10 @@ thread_local! {
 }
 
 thread_local! {
-    /// Sockets by id, for the hot-path free functions (`socketSendDatagram`, `socketRecvSlab`).
-    /// Why not methods: napi-rs registers a borrow of `this` on every `&self` method call
-    /// (`register_native_borrow_with_value` in napi-derive's generated code). Measured ad hoc on
-    /// the development machine (no repo command): an empty method ~250 ns a call, an empty free
-    /// function taking a number ~90 ns, against ~1 µs for a whole one-datagram send.
+    /// Sockets by id, for the hot-path functions (`socketSendDatagram`, `socketSendSpans`,
+    /// `socketRecvSlab`, see `hot.rs`). Why not methods: napi-rs registers a borrow of `this`
+    /// on every `&self` method call (`register_native_borrow_with_value` in napi-derive's
+    /// generated code), on top of the per-call borrow scope `hot.rs` avoids.
     static BY_ID: RefCell<HashMap<u32, Weak<RefCell<State>>, BuildHasherDefault<IdHasher>>> =
         RefCell::new(HashMap::default());
 }
@@ -576,9 +575,13 @@ impl NativeSocket {
                     flags,
                 );
                 match report.stop {
-                    mmsg_core::SendStop::Failed { index, error } => Err(Failure::System {
+                    mmsg_core::SendStop::Failed {
+                        index,
                         error,
-                        syscall: "sendmmsg",
+                        syscall,
+                    } => Err(Failure::System {
+                        error,
+                        syscall,
                         index: Some(index),
                         sent: Some(report.sent),
                     }),
@@ -974,10 +977,7 @@ impl NativeSocket {
 /// (IPv4 mapped), `ports[i]`, `scopeIds[i]`, `flags[i]` (1 truncated, 2 IPv6, 4 no address,
 /// 8 `tos[i]` set, 16 `destinations[16i..]`/`interfaces[i]` set, 32 `timestamps[i]` set,
 /// 64 destination IPv6); the metadata arrays exist when `metadata` (see `setReceiveMetadata`).
-#[napi(
-    ts_args_type = "socket: number, slab: Uint8Array, capacity: number, slotSize: number, metadata: boolean"
-)]
-pub fn socket_recv_slab(
+pub(crate) fn socket_recv_slab(
     env: Env,
     socket: u32,
     slab: Unknown,
@@ -1011,18 +1011,14 @@ pub fn socket_recv_slab(
     })
 }
 
-/// Sends `view` (which must still be `length` bytes long) as one datagram from socket
-/// `socket` (its `id`) to destination id `destination` (from `addDestination`; `0xffffffff`:
-/// the connected peer). Returns 1, or 0 if the socket would block; a failure throws with
-/// `index` 0 and `sent` 0.
-#[napi(
-    ts_args_type = "socket: number, view: Uint8Array, length: number, destination: number, flags: number"
-)]
-pub fn socket_send_datagram(
+/// Sends `view` as one datagram from socket `socket` (its `id`) to destination id `destination`
+/// (from `addDestination`; `0xffffffff`: the connected peer). Returns 1, or 0 if the socket would
+/// block; a failure throws with `index` 0 and `sent` 0. No length is passed: the caller reads
+/// nothing between taking `view` and this call, so its bytes now are the ones it meant.
+pub(crate) fn socket_send_datagram(
     env: Env,
     socket: u32,
     view: Unknown,
-    length: u32,
     destination: u32,
     flags: u32,
 ) -> Result<u32> {
@@ -1042,15 +1038,16 @@ pub fn socket_send_datagram(
                     read::describe(view)
                 ))
             })?;
-            if bytes.len() != length as usize {
-                return Err(Failure::ViewChanged { index: 0, sent: 0 });
-            }
             let report = endpoint(s).send_datagram(bytes, destination, flags);
             match report.stop {
                 SendStop::Complete | SendStop::WouldBlock => Ok(report.sent as u32),
-                SendStop::Failed { index, error } => Err(Failure::System {
+                SendStop::Failed {
+                    index,
                     error,
-                    syscall: "sendmmsg",
+                    syscall,
+                } => Err(Failure::System {
+                    error,
+                    syscall,
                     index: Some(index),
                     sent: Some(report.sent),
                 }),
@@ -1077,11 +1074,8 @@ pub fn socket_send_datagram(
 ///
 /// Returns datagrams sent (counted from 0; fewer: the socket would block). A failing
 /// datagram throws with `index` and `sent`.
-#[napi(
-    ts_args_type = "socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number"
-)]
 #[allow(clippy::too_many_arguments)]
-pub fn socket_send_spans(
+pub(crate) fn socket_send_spans(
     env: Env,
     socket: u32,
     stores: Unknown,
@@ -1217,9 +1211,13 @@ pub(crate) fn send_plan(
 pub(crate) fn plan_outcome(report: mmsg_core::PlanReport) -> Outcome<u32> {
     match report.stop {
         PlanStop::Complete | PlanStop::WouldBlock => Ok(report.sent as u32),
-        PlanStop::Failed { index, error } => Err(Failure::System {
+        PlanStop::Failed {
+            index,
             error,
-            syscall: "sendmmsg",
+            syscall,
+        } => Err(Failure::System {
+            error,
+            syscall,
             index: Some(index),
             sent: Some(report.sent),
         }),

@@ -100,7 +100,11 @@ pub fn send_segmented(
                 // Degrade for good and send the rest the plain way below.
                 *support = GsoSupport::Unavailable;
             }
-            SendStop::Failed { index, error } => {
+            SendStop::Failed {
+                index,
+                error,
+                syscall,
+            } => {
                 // Counted in datagrams: the failed GSO message started at segment
                 // `index * per_send`.
                 return SegmentedReport {
@@ -108,6 +112,7 @@ pub fn send_segmented(
                     stop: SendStop::Failed {
                         index: (index * per_send).min(total_segments.saturating_sub(1)),
                         error,
+                        syscall,
                     },
                     used_gso,
                 };
@@ -130,9 +135,14 @@ pub fn send_segmented(
     }
     let report = batch.send(fd, flags, 0);
     let stop = match report.stop {
-        SendStop::Failed { index, error } => SendStop::Failed {
+        SendStop::Failed {
+            index,
+            error,
+            syscall,
+        } => SendStop::Failed {
             index: sent_segments + index,
             error,
+            syscall,
         },
         other => other,
     };

@@ -186,10 +186,12 @@ pub enum PlanStop {
     Complete,
     /// The send buffer is full: resume from `sent` when the socket is writable.
     WouldBlock,
-    /// Message `index` failed (see [`SendStop::Failed`] for how `sent` relates to it).
+    /// Message `index` failed (see [`SendStop::Failed`] for how `sent` relates to it, and
+    /// for `syscall`).
     Failed {
         index: usize,
         error: io::Error,
+        syscall: &'static str,
     },
     /// A view of message `index` no longer holds the bytes that were validated (detached,
     /// transferred or shrunk): nothing of it was sent.
@@ -860,7 +862,11 @@ impl SendPlan {
         let stop = match report.stop {
             SendStop::Complete => PlanStop::Complete,
             SendStop::WouldBlock => PlanStop::WouldBlock,
-            SendStop::Failed { index, error } => {
+            SendStop::Failed {
+                index,
+                error,
+                syscall,
+            } => {
                 if use_gso
                     && entries.get(index).is_some_and(|entry| entry.gso)
                     && report.sent == index
@@ -874,6 +880,7 @@ impl SendPlan {
                 PlanStop::Failed {
                     index: to_plan(index).message,
                     error,
+                    syscall,
                 }
             }
         };

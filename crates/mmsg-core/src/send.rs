@@ -154,8 +154,13 @@ pub enum SendStop {
     /// Message `index` failed with `error`. Messages `0..sent` went out: `sent == index`, except
     /// when the kernel refused message `index` inside a batch, took it when it was retried on
     /// its own, and the error queue then named the (soft) error that had stopped the batch: then
-    /// `sent == index + 1`. `sent` is always where to resume.
-    Failed { index: usize, error: io::Error },
+    /// `sent == index + 1`. `sent` is always where to resume. `syscall` names the call that
+    /// failed (`sendmmsg`, or `sendto`/`sendmsg` for a message sent on its own).
+    Failed {
+        index: usize,
+        error: io::Error,
+        syscall: &'static str,
+    },
 }
 
 /// The outcome of sending a batch: how many messages went out (always a prefix of the batch, in
@@ -326,11 +331,24 @@ impl<'data> Batch<'_, 'data> {
                 (total - sent).min(MAX_MESSAGES_PER_CALL)
             };
             scratch.fill_headers(sent, chunk_len);
+            // One message goes out with the cheaper single-message call (the kernel handles it
+            // with the same code; a lone datagram is the latency-sensitive case).
+            let syscall = if chunk_len == 1 {
+                sys::send_one_syscall(&scratch.headers[0].msg_hdr)
+            } else {
+                "sendmmsg"
+            };
             // SAFETY: `fill_headers` points every header at iovecs in `scratch.segments`, at
             // addresses in `scratch.destinations` and at control data in `scratch.control`, none
             // of which change until this call returns; the iovecs describe `'data` slices that
             // this batch borrows.
-            let result = unsafe { sys::sendmmsg(fd, &mut scratch.headers[..chunk_len], flags) };
+            let result = unsafe {
+                if chunk_len == 1 {
+                    sys::send_one(fd, &mut scratch.headers[0], flags)
+                } else {
+                    sys::sendmmsg(fd, &mut scratch.headers[..chunk_len], flags)
+                }
+            };
             match result {
                 Ok(accepted) => {
                     for (offset, header) in scratch.headers[..accepted].iter().enumerate() {
@@ -368,6 +386,7 @@ impl<'data> Batch<'_, 'data> {
                                     stop: SendStop::Failed {
                                         index: sent - 1,
                                         error,
+                                        syscall,
                                     },
                                 };
                             }
@@ -411,7 +430,11 @@ impl<'data> Batch<'_, 'data> {
                         }
                         return SendReport {
                             sent,
-                            stop: SendStop::Failed { index: sent, error },
+                            stop: SendStop::Failed {
+                                index: sent,
+                                error,
+                                syscall,
+                            },
                         };
                     }
                     _ => {
@@ -421,7 +444,11 @@ impl<'data> Batch<'_, 'data> {
                         drain_error_queue(fd, &mut scratch.queued_errors);
                         return SendReport {
                             sent,
-                            stop: SendStop::Failed { index: sent, error },
+                            stop: SendStop::Failed {
+                                index: sent,
+                                error,
+                                syscall,
+                            },
                         };
                     }
                 },

@@ -178,8 +178,14 @@ fn a_connected_socket_still_attributes_the_error_and_keeps_the_entry() {
     std::thread::sleep(Duration::from_millis(50));
     let report = tx.send_plan(&plan, &[&payload], 0, 0);
     match report.stop {
-        PlanStop::Failed { index: 0, error } => {
-            assert_eq!(error.raw_os_error(), Some(libc::ECONNREFUSED))
+        PlanStop::Failed {
+            index: 0,
+            error,
+            syscall,
+        } => {
+            assert_eq!(error.raw_os_error(), Some(libc::ECONNREFUSED));
+            // One message of one buffer, no control data: the single-message call.
+            assert_eq!(syscall, "sendto");
         }
         other => panic!("expected ECONNREFUSED at 0, got {other:?}"),
     }

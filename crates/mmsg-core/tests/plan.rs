@@ -72,17 +72,24 @@ fn message_one_too_long_is_emsgsize_even_with_an_old_icmp_error_queued() {
     // The pending error (sk_err) fails the next first message directly: that is its own.
     let report = endpoint.send_plan(&plan, &[b"x"], 0, 0);
     assert!(
-        matches!(report.stop, PlanStop::Failed { index: 0, ref error } if error.raw_os_error() == Some(libc::ECONNREFUSED))
+        matches!(report.stop, PlanStop::Failed { index: 0, ref error, .. } if error.raw_os_error() == Some(libc::ECONNREFUSED))
     );
     // Now message 1 is too long: it must be reported as EMSGSIZE, never as an old ICMP error.
     let big = vec![0u8; 70_000];
     let plan = SendPlan::new(vec![1, 70_000], &[], vec![], vec![]).unwrap();
     let report = endpoint.send_plan(&plan, &[b"a", &big], 0, 0);
     match report.stop {
-        PlanStop::Failed { index, error } => {
+        PlanStop::Failed {
+            index,
+            error,
+            syscall,
+        } => {
             assert_eq!(index, 1);
             assert_eq!(report.sent, 1);
             assert_eq!(error.raw_os_error(), Some(libc::EMSGSIZE), "{error}");
+            // The batch stopped short at message 1 (its error lost by sendmmsg); it was sent
+            // again on its own, which is the call that named the error.
+            assert_eq!(syscall, "sendto");
         }
         other => panic!(
             "expected EMSGSIZE at 1, got {other:?} (sent {})",
@@ -152,7 +159,7 @@ fn a_bad_destination_fails_a_gso_run_as_its_own_error_and_keeps_gso() {
     let report = endpoint.send_plan(&plan, &[&data, &data, &data], 0, 0);
     assert_eq!(report.sent, 0);
     assert!(
-        matches!(report.stop, PlanStop::Failed { index: 0, ref error } if error.raw_os_error() == Some(libc::EINVAL))
+        matches!(report.stop, PlanStop::Failed { index: 0, ref error, .. } if error.raw_os_error() == Some(libc::EINVAL))
     );
     assert_eq!(endpoint.gso(), mmsg_core::GsoSupport::Available);
 }
@@ -313,7 +320,7 @@ fn a_refused_segmented_message_is_reported_at_its_index_and_sent_once() {
     let report = endpoint.send_plan(&plan, &[&first, &body], 0, 0);
     assert_eq!((report.sent, report.segments_sent), (1, 0));
     assert!(
-        matches!(report.stop, PlanStop::Failed { index: 1, ref error } if error.raw_os_error() == Some(libc::EINVAL)),
+        matches!(report.stop, PlanStop::Failed { index: 1, ref error, .. } if error.raw_os_error() == Some(libc::EINVAL)),
         "{:?}",
         report.stop
     );
@@ -330,7 +337,7 @@ fn a_refused_segmented_message_is_reported_at_its_index_and_sent_once() {
     let report = endpoint.send_plan(&plan, &[&body, &big], 0, 0);
     assert_eq!((report.sent, report.segments_sent), (1, 0));
     assert!(
-        matches!(report.stop, PlanStop::Failed { index: 1, ref error } if error.raw_os_error() == Some(libc::EMSGSIZE))
+        matches!(report.stop, PlanStop::Failed { index: 1, ref error, .. } if error.raw_os_error() == Some(libc::EMSGSIZE))
     );
     assert_eq!(
         recv_all(&rx),
