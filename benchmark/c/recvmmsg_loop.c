@@ -2,12 +2,13 @@
  * Reference receiver for `npm run bench`: a recvmmsg(2) loop on 127.0.0.1 that counts the
  * datagrams delivered to it.
  *
- *   recvmmsg_loop MAX_SECONDS [gro|plain] [RCVBUF_BYTES] [WINDOW_FROM WINDOW_TO]
+ *   recvmmsg_loop MAX_SECONDS [gro|plain|names] [RCVBUF_BYTES] [WINDOW_FROM WINDOW_TO]
  *
  * Binds 127.0.0.1:0, prints {"port":P} on its own line, then receives in batches of 1024
  * (blocking, 100 ms SO_RCVTIMEO) until MAX_SECONDS have passed, or nothing has arrived for
  * 300 ms after the first datagram, or the window has closed. With "gro" it enables UDP_GRO and
- * counts the datagrams inside each coalesced receive (length / gso_size, rounded up).
+ * counts the datagrams inside each coalesced receive (length / gso_size, rounded up). With
+ * "names" it also asks for every datagram's source address (msg_name), as onBatch does.
  *
  * The rate is measured over a window, in seconds after the first datagram arrived (default: the
  * whole receive, first to last datagram): the count and clock at the first receive at or after
@@ -47,11 +48,12 @@ static double now(void) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: recvmmsg_loop MAX_SECONDS [gro] [RCVBUF_BYTES]\n");
+    fprintf(stderr, "usage: recvmmsg_loop MAX_SECONDS [gro|plain|names] [RCVBUF_BYTES] [WINDOW_FROM WINDOW_TO]\n");
     return 2;
   }
   double max_seconds = atof(argv[1]);
   int gro = argc > 2 && strcmp(argv[2], "gro") == 0;
+  int names = argc > 2 && strcmp(argv[2], "names") == 0;
   int rcvbuf = argc > 3 ? atoi(argv[3]) : 4 << 20;
   double window_from = argc > 5 ? atof(argv[4]) : -1, window_to = argc > 5 ? atof(argv[5]) : -1;
   size_t slot = gro ? 65536 : 2048;
@@ -78,6 +80,7 @@ int main(int argc, char **argv) {
   static struct iovec iov[VLEN];
   static struct mmsghdr msgs[VLEN];
   static char control[VLEN][64];
+  static struct sockaddr_in6 sources[VLEN];
   if (!data) { perror("malloc"); return 1; }
 
   long long count = 0, count_from = -1, count_to = -1;
@@ -92,6 +95,10 @@ int main(int argc, char **argv) {
       msgs[i].msg_hdr.msg_iovlen = 1;
       msgs[i].msg_hdr.msg_control = control[i];
       msgs[i].msg_hdr.msg_controllen = sizeof control[i];
+      if (names) {
+        msgs[i].msg_hdr.msg_name = &sources[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof sources[i];
+      }
     }
     int r = recvmmsg(fd, msgs, VLEN, MSG_WAITFORONE, NULL);
     double t = now();

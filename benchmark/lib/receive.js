@@ -28,6 +28,9 @@ const RECEIVERS = [
   // Unchanged dgram receive code through the drop-in, when built.
   ...(dropin ? [{ id: 'dropin', label: "'sendmmsg/dgram' drop-in: dgram's 'message' events", group: 'package' }] : []),
   { id: 'c', label: 'C recvmmsg loop (reference, separate process)', group: 'c' },
+  // The same loop also asking for every datagram's source address (msg_name), which onBatch
+  // always delivers: the kernel's extra copy per datagram, so the like-for-like reference.
+  { id: 'c-names', label: 'C recvmmsg loop taking each source address (msg_name), as onBatch does', group: 'c' },
 ]
 
 async function openReceiver(id, onCount) {
@@ -72,9 +75,9 @@ async function openReceiver(id, onCount) {
 /** One run: flood for `flood` seconds, count over [from, to] after the first datagram. */
 async function receiveRun(id, { bins, flood, from, to }) {
   const cap = Math.ceil(20e6 * flood)
-  if (id === 'c') {
+  if (id === 'c' || id === 'c-names') {
     let floodDone = null
-    const rx = runChild(bins.recvmmsg_loop, [flood + 2, 'plain', RCVBUF, from, to], {
+    const rx = runChild(bins.recvmmsg_loop, [flood + 2, id === 'c' ? 'plain' : 'names', RCVBUF, from, to], {
       timeoutMs: (flood + 10) * 1000,
       onLine(line) {
         const v = JSON.parse(line)
