@@ -12,6 +12,9 @@
  * benchmark: unconnected, and every message is a UDP_SEGMENT (GSO) buffer of as many SIZE-byte
  * datagrams as fit in 64 segments / 65000 bytes, which the kernel cuts into separate datagrams
  * on the way to a receiver without UDP_GRO (so one system call offers BATCH × 64 datagrams).
+ * "gso-gather" sends the same GSO messages, each gathered from one separately allocated
+ * buffer per datagram (one iovec each), as a C program holding separate datagram buffers
+ * would without copying them: the zero-copy reference for trySend of separate Buffers.
  * Prints one JSON line:
  *   {"datagrams":N,"seconds":S,"rate":N/S,"eagain":E,"user_s":U,"system_s":K}
  * where U and K are the process's user and system CPU seconds (getrusage), setup included.
@@ -43,7 +46,7 @@ static double now(void) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: sendmmsg_loop SIZE BATCH COUNT PORT [MAX_SECONDS] [connected|unconnected]\n");
+  fprintf(stderr, "usage: sendmmsg_loop SIZE BATCH COUNT PORT [MAX_SECONDS] [unconnected|connected|gso|gso-gather]\n");
   exit(2);
 }
 
@@ -55,7 +58,8 @@ int main(int argc, char **argv) {
   long port = atol(argv[4]);
   double max_seconds = argc > 5 ? atof(argv[5]) : 10.0;
   int connected = argc > 6 && strcmp(argv[6], "connected") == 0;
-  int gso = argc > 6 && strcmp(argv[6], "gso") == 0;
+  int gather = argc > 6 && strcmp(argv[6], "gso-gather") == 0;
+  int gso = gather || (argc > 6 && strcmp(argv[6], "gso") == 0);
   if (size < 1 || size > 65507 || batch < 1 || batch > 1024 || count < 1 || port < 1 || port > 65535 ||
       !(max_seconds > 0))
     usage();
@@ -79,16 +83,27 @@ int main(int argc, char **argv) {
   /* One buffer per message, as the package's Buffer-array shape has. */
   size_t msg_bytes = (size_t)size * (size_t)per_msg;
   char *data = calloc((size_t)batch, msg_bytes);
-  struct iovec *iov = calloc((size_t)batch, sizeof *iov);
+  long iov_per_msg = gather ? per_msg : 1;
+  struct iovec *iov = calloc((size_t)(batch * iov_per_msg), sizeof *iov);
   struct mmsghdr *msgs = calloc((size_t)batch, sizeof *msgs);
   char *control = calloc((size_t)batch, CMSG_SPACE(sizeof(uint16_t)));
   if (!data || !iov || !msgs || !control) { perror("calloc"); return 1; }
   for (long i = 0; i < batch; i++) {
     memset(data + i * msg_bytes, (int)(i & 0xff), msg_bytes);
-    iov[i].iov_base = data + i * msg_bytes;
-    iov[i].iov_len = msg_bytes;
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+    if (gather) {
+      for (long k = 0; k < per_msg; k++) {
+        char *one = malloc((size_t)size);
+        if (!one) { perror("malloc"); return 1; }
+        memset(one, (int)(i & 0xff), (size_t)size);
+        iov[i * per_msg + k].iov_base = one;
+        iov[i * per_msg + k].iov_len = (size_t)size;
+      }
+    } else {
+      iov[i].iov_base = data + i * msg_bytes;
+      iov[i].iov_len = msg_bytes;
+    }
+    msgs[i].msg_hdr.msg_iov = &iov[i * iov_per_msg];
+    msgs[i].msg_hdr.msg_iovlen = (size_t)iov_per_msg;
     if (!connected) {
       msgs[i].msg_hdr.msg_name = &to;
       msgs[i].msg_hdr.msg_namelen = sizeof to;

@@ -14,7 +14,7 @@
 // Long run (`runLongRun`, fresh child with --expose-gc): trySend of 64 × 64 B Buffers (one GSO
 // message; the plain-sendmmsg path costs ~3× more per datagram on loopback and would not fit the
 // time budget), then tryRecvBatch until the queue is empty, repeated; RSS, V8 heap, external and ArrayBuffer
-// memory after a full GC at 1 k, 1 M, 10 M (and 100 M with BENCH_LONG_100M=1) datagrams, as growth
+// memory after a full GC at 1 k, 1 M, 10 M and 100 M (BENCH_LONG_100M=0 leaves it out) datagrams, as growth
 // over the reading after a warm-up.
 const v8 = require('node:v8')
 const vm = require('node:vm')

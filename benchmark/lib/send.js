@@ -118,6 +118,16 @@ const SENDERS = [
     group: 'c',
     batchMeaning: 'datagrams per sendmmsg call (GSO groups of up to 64; batches below one group not run)',
   },
+  {
+    // The same GSO messages gathered from one buffer per datagram (one iovec each), as a C
+    // program holding separate buffers sends them without copying: what trySend(buffers) of
+    // separate Buffers asks of the kernel, so the floor of the zero-copy design on that path.
+    id: 'c-gso-gather',
+    label: 'C sendmmsg loop of UDP_SEGMENT (GSO) messages, each gathered from one buffer per datagram (64 iovecs)',
+    short: 'C sendmmsg loop, GSO gathered',
+    group: 'c',
+    batchMeaning: 'datagrams per sendmmsg call (GSO groups of up to 64; batches below one group not run)',
+  },
 ]
 
 /**
@@ -218,7 +228,7 @@ async function createSendBench({ bins }) {
     const perGroup = Math.max(1, Math.min(64, Math.floor(65000 / size)))
     const cRun = (mode) => (seconds) => {
       let messages = batch
-      if (mode === 'gso') {
+      if (mode === 'gso' || mode === 'gso-gather') {
         if (batch < perGroup) return { datagrams: NaN, seconds: 1, wouldBlock: 0 }
         messages = Math.max(1, Math.round(batch / perGroup))
       }
@@ -246,6 +256,7 @@ async function createSendBench({ bins }) {
       c: cRun('unconnected'),
       'c-connected': cRun('connected'),
       'c-gso': cRun('gso'),
+      'c-gso-gather': cRun('gso-gather'),
     }
     return runs
   }
