@@ -383,10 +383,12 @@ impl<'data> Batch<'_, 'data> {
                             if let Some(error) = named {
                                 return SendReport {
                                     sent,
+                                    // The error stopped the batch's call, not the lone
+                                    // resend (which went out).
                                     stop: SendStop::Failed {
                                         index: sent - 1,
                                         error,
-                                        syscall,
+                                        syscall: "sendmmsg",
                                     },
                                 };
                             }
