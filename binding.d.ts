@@ -197,6 +197,11 @@ export declare function hotPaths(): {
    */
   socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number): number
   /**
+   * `socketSendSpans` with the stores being views, passed as the call's own arguments after
+   * `flags` (one N-API call reads them all, instead of one per array element).
+   */
+  socketSendViews(socket: number, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number, ...views: Uint8Array[]): number
+  /**
    * Receives into `slab` (laid out by `NativeSocket.recvLayout(capacity, slotSize, metadata)`)
    * on socket `socket` (its `id`), without blocking; returns the datagrams received (0: none
    * queued). Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`

@@ -817,6 +817,38 @@ test('raw socketSendSpans: bad stores, spans and ids are errors before anything 
   s.close(); p.close()
 })
 
+test('raw socketSendViews (views as the call\'s own arguments): bytes and order exact, from resumes, bad arguments refused before anything is sent, a detached view fails its datagram', async (t) => {
+  const p = await peer()
+  const s = rawSocket()
+  const id = s.addDestination(LOOPBACK, p.port)
+  const sub = new Uint8Array([0x70, 0x71, 0x72, 0x73]).subarray(1, 3) // 'qr'
+  const abc = Buffer.from('abc')
+  // 'qr', 'a' (a span inside a view), 'bc', '' (empty), 'qr' again (a view named twice)
+  const spans = new Uint32Array([0, 0, 2, 1, 0, 1, 1, 1, 2, 1, 3, 0, 0, 0, 2])
+  t.is(native.socketSendViews(s.id, spans, id, null, null, 0, 0, sub, abc), 5)
+  t.is(native.socketSendViews(s.id, spans, id, null, null, 3, 0, sub, abc), 5, 'counted from 0, sent from 3')
+  t.deepEqual((await p.wait(7)).map((b) => b.toString()), ['qr', 'a', 'bc', '', 'qr', '', 'qr'])
+  const call = native.socketSendViews as (...a: unknown[]) => number
+  t.throws(() => call(s.id, spans, id, null, null, 0), { instanceOf: TypeError }, 'fewer than seven arguments')
+  t.throws(() => call(s.id, new Uint32Array([0, 0, 1]), id, null, null, 0, 0, abc.buffer), { instanceOf: TypeError }, 'an ArrayBuffer is not a view')
+  t.throws(() => call(s.id, new Uint32Array([0, 0, 1]), id, null, null, 0, 0, 'x'), { instanceOf: TypeError }, 'a string is not a view')
+  t.throws(() => call(s.id, new Uint32Array([1, 0, 1]), id, null, null, 0, 0, abc), { instanceOf: RangeError }, 'a store index past the views given')
+  t.throws(() => call(s.id, new Uint32Array([0, 0, 1]), id + 9, null, null, 0, 0, abc), { instanceOf: RangeError }, 'an unknown destination id')
+  t.throws(() => call(s.id, new Uint32Array([0, 0, 1]), id, null, null, 0, 0x8000, abc), { instanceOf: RangeError }, 'MSG_MORE')
+  t.throws(() => call('1', new Uint32Array([0, 0, 1]), id, null, null, 0, 0, abc), { instanceOf: TypeError }, 'a socket id that is not a number')
+  t.throws(() => call(0xfffffff0, new Uint32Array([0, 0, 1]), id, null, null, 0, 0, abc), { code: 'ERR_SOCKET_DGRAM_NOT_RUNNING' })
+  // A view detached before the call (its planned length no longer there): that datagram fails
+  // as changed, the one before it went out.
+  const victim = new Uint8Array([9, 9, 9])
+  detach(victim)
+  const d = t.throws(() => call(s.id, new Uint32Array([0, 0, 3, 1, 0, 3]), id, null, null, 0, 0, abc, victim)) as Error & { code: string; index: number; sent: number }
+  t.is(d.code, 'ERR_INVALID_STATE')
+  t.is(d.index, 1)
+  t.is(d.sent, 1)
+  t.deepEqual((await p.wait(8, 150)).slice(7).map((b) => b.toString()), ['abc'], 'only the whole datagram arrived')
+  s.close(); p.close()
+})
+
 test('raw socketSendSpans with one destination id per datagram: each goes where its id says; bad ids and counts are refused first', async (t) => {
   const p = await peer()
   const q = await peer()

@@ -180,6 +180,9 @@ const DEFAULT_MAX_SIZE = 65535
 const FIRST_CAPACITY = 8
 /** Receive batches handled per wake-up before yielding to the event loop. */
 const BATCHES_PER_WAKE = 16
+// Most views passed to `socketSendViews` as arguments (one sendmmsg call's worth; a longer
+// batch goes as an array, `socketSendSpans`, well inside the engine's argument limit).
+const MAX_VIEW_ARGUMENTS = 1024
 
 /**
  * Watch sockets on the JS thread's own libuv loop (no thread hop per wake-up) where the host's
@@ -732,8 +735,15 @@ export class UdpSocket extends EventEmitter {
               id = this.#fastDestination(plan.ports[0], plan.addresses[0])
             }
             if (id !== undefined) {
-              return native.socketSendSpans(this.#nativeId, spans.stores, spans.storesAreViews, spans.spans.subarray(0, 3 * plan.count), id,
-                ids === null ? null : ids.subarray(0, plan.count), plan.tos === null ? null : tosOf(plan.tos), from, flags)
+              const spanList = spans.spans.subarray(0, 3 * plan.count)
+              const idList = ids === null ? null : ids.subarray(0, plan.count)
+              const tos = plan.tos === null ? null : tosOf(plan.tos)
+              // Views as the call's own arguments: the binding reads them all at once, not
+              // one array element (one N-API call) at a time.
+              if (spans.storesAreViews && spans.stores.length <= MAX_VIEW_ARGUMENTS) {
+                return native.socketSendViews(this.#nativeId, spanList, id, idList, tos, from, flags, ...(spans.stores as Uint8Array[]))
+              }
+              return native.socketSendSpans(this.#nativeId, spans.stores, spans.storesAreViews, spanList, id, idList, tos, from, flags)
             }
           } finally {
             releaseSpans(spans)

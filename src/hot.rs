@@ -1,11 +1,11 @@
-//! The three hot-path entry points (`socketSendDatagram`, `socketSendSpans`, `socketRecvSlab`)
-//! as plain N-API callbacks.
+//! The hot-path entry points (`socketSendDatagram`, `socketSendSpans`, `socketSendViews`,
+//! `socketRecvSlab`) as plain N-API callbacks.
 //!
 //! Why not `#[napi]` functions: napi-rs (3.16) opens a native-borrow scope around every
 //! generated callback that takes arguments (an `Arc<Mutex<..>>` allocation, thread-local pushes
 //! and pops, a deferred release after the return value is converted), whether or not anything
 //! is borrowed. On a one-datagram send that was about 80 ns of the 250 ns spent outside the
-//! kernel (perf, `trySend([buffer], port, address)` in a loop). These three take only numbers
+//! kernel (perf, `trySend([buffer], port, address)` in a loop). These take only numbers
 //! and typed arrays, borrow no class instance, and hold no slice while JavaScript can run (the
 //! bodies in `socket.rs` follow the two phases), so that scope protects nothing here.
 //!
@@ -14,11 +14,15 @@
 //! catches panics; `guarded` in the bodies maps every failure to one JS exception.
 //! `hotPaths()` hands the functions to `native.js`, which adds them to the binding's exports.
 
-use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
+use napi::bindgen_prelude::{FunctionCallContext, JsObjectValue, Object, Unknown};
 use napi::{CallContext, Env, Result};
 use napi_derive::{js_function, napi};
 
-use crate::socket::{socket_recv_slab, socket_send_datagram, socket_send_spans};
+use crate::errors::guarded;
+use crate::socket::{send_spans_of, socket_recv_slab, socket_send_datagram, socket_send_spans};
+
+/// Arguments of `socketSendViews` before its views.
+const VIEWS_FROM: usize = 7;
 
 /// `socketSendDatagram(socket, view, destination, flags?)`: see
 /// [`socket_send_datagram`]. `flags` may be left out (0), which spares its conversion.
@@ -54,6 +58,37 @@ fn send_spans(ctx: CallContext) -> Result<u32> {
         ctx.get::<u32>(7)?,
         ctx.get::<u32>(8)?,
     )
+}
+
+/// `socketSendViews(socket, spans, destination, destinations, tos, from, flags, ...views)`:
+/// `socketSendSpans` with `storesAreViews`, the views passed as the call's own arguments.
+/// One `napi_get_cb_info` hands over every argument, where reading the views out of an array
+/// costs one `napi_get_element` each (about 30 ns a datagram when every datagram is its own
+/// `Buffer`). A variable argument count, so a closure function (napi-rs's trampoline reads
+/// them all; no borrow scope either).
+fn send_views(ctx: FunctionCallContext) -> Result<u32> {
+    let env = *ctx.env;
+    let args = ctx.arguments::<Unknown>()?;
+    guarded(&env, || {
+        if args.len() < VIEWS_FROM {
+            return Err(crate::errors::Failure::Type(format!(
+                "socketSendViews takes at least {VIEWS_FROM} arguments; got {}",
+                args.len()
+            )));
+        }
+        let number = |i: usize, what: &str| crate::read::uint(args[i], what, u32::MAX);
+        send_spans_of(
+            number(0, "socket")?,
+            &args[VIEWS_FROM..],
+            true,
+            args[1],
+            number(2, "destination")?,
+            args[3],
+            args[4],
+            number(5, "from")?,
+            number(6, "flags")?,
+        )
+    })
 }
 
 /// `socketRecvSlab(socket, slab, capacity, slotSize, metadata)`: see [`socket_recv_slab`].
@@ -98,6 +133,11 @@ fn recv_slab(ctx: CallContext) -> Result<u32> {
    */
   socketSendSpans(socket: number, stores: ArrayBuffer[] | Uint8Array[], storesAreViews: boolean, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number): number
   /**
+   * `socketSendSpans` with the stores being views, passed as the call's own arguments after
+   * `flags` (one N-API call reads them all, instead of one per array element).
+   */
+  socketSendViews(socket: number, spans: Uint32Array, destination: number, destinations: Uint32Array | null, tos: Uint8Array | null, from: number, flags: number, ...views: Uint8Array[]): number
+  /**
    * Receives into `slab` (laid out by `NativeSocket.recvLayout(capacity, slotSize, metadata)`)
    * on socket `socket` (its `id`), without blocking; returns the datagrams received (0: none
    * queued). Datagram `i`: `data[i * slotSize..][..lengths[i]]`, sender `addresses[16i..16i+16]`
@@ -116,6 +156,10 @@ pub fn hot_paths(env: &Env) -> Result<Object<'_>> {
     functions.set_named_property(
         "socketSendSpans",
         env.create_function::<(), u32>("socketSendSpans", send_spans)?,
+    )?;
+    functions.set_named_property(
+        "socketSendViews",
+        env.create_function_from_closure::<(), u32, _>("socketSendViews", send_views)?,
     )?;
     functions.set_named_property(
         "socketRecvSlab",

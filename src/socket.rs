@@ -1089,8 +1089,38 @@ pub(crate) fn socket_send_spans(
 ) -> Result<u32> {
     guarded(&env, || {
         // Phase 1: read everything (an array getter may run user JS); nothing is borrowed yet.
-        let flags = send_flags(flags)?;
         let stores = read::handles(stores, "stores")?;
+        send_spans_of(
+            socket,
+            &stores,
+            stores_are_views,
+            spans,
+            destination,
+            destinations,
+            tos,
+            from,
+            flags,
+        )
+    })
+}
+
+/// [`socket_send_spans`] with the store handles already read (from an array, or the call's
+/// own arguments: `socketSendViews`). The rest of phase 1 (typed arrays and numbers only, so
+/// no JavaScript), then phase 2.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_spans_of(
+    socket: u32,
+    stores: &[Unknown],
+    stores_are_views: bool,
+    spans: Unknown,
+    destination: u32,
+    destinations: Unknown,
+    tos: Unknown,
+    from: u32,
+    flags: u32,
+) -> Outcome<u32> {
+    {
+        let flags = send_flags(flags)?;
         let spans = read::u32_list(spans, "spans")?;
         if spans.len() % 3 != 0 {
             return Err(Failure::Range(format!(
@@ -1157,7 +1187,7 @@ pub(crate) fn socket_send_spans(
                 }
                 (to, indexes)
             };
-            let stores = read::stores_now(&stores, stores_are_views, "stores")?;
+            let stores = read::stores_now(stores, stores_are_views, "stores")?;
             let memory: Vec<&[u8]> = stores.iter().map(read::Store::bytes).collect();
             // A span past its store's end (shrunk, detached) is cut here; the plan's length
             // then disagrees and that datagram fails as changed.
@@ -1177,7 +1207,7 @@ pub(crate) fn socket_send_spans(
             let report = endpoint(s).send_plan(&plan, &bytes, from as usize, flags);
             plan_outcome(report)
         })
-    })
+    }
 }
 
 /// A destination registered by `addDestination`, by its id.
