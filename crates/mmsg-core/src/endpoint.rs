@@ -13,7 +13,7 @@ use crate::errqueue::{self, ErrorReporting, QueuedError};
 use crate::gso::{self, GsoSupport, SegmentedReport};
 use crate::plan::{PlanPosition, PlanReport, SendPlan};
 use crate::recv::{DatagramInfo, RecvMeta, RecvScratch, Slab};
-use crate::send::{SendReport, SendScratch};
+use crate::send::{SendReport, SendScratch, SendStop};
 use crate::socket::{Family, SocketOptions, UdpSocket};
 use crate::{sys, SockAddr};
 
@@ -310,12 +310,30 @@ impl Endpoint {
         flags: i32,
     ) -> SendReport {
         let fd = self.socket.raw_fd();
+        // The common outcomes (sent, or the send buffer is full) take one `sendto` and nothing
+        // else; any other result goes through the batch's rules as that batch's first call.
+        let first = sys::sendto(fd, bytes, destination.as_ref(), flags);
+        match &first {
+            Ok(_) => {
+                return SendReport {
+                    sent: 1,
+                    stop: SendStop::Complete,
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                return SendReport {
+                    sent: 0,
+                    stop: SendStop::WouldBlock,
+                }
+            }
+            Err(_) => {}
+        }
         let mut batch = self.send_scratch.batch();
         let id = destination.map(|address| batch.add_destination(address));
         batch.start_message(id);
         // One piece of a message just started: `add_segment` cannot refuse it.
         let _ = batch.add_segment(bytes);
-        batch.send(fd, flags, 0)
+        batch.send_after(fd, flags, 0, Some(first.map(|_| 1)))
     }
 
     /// Turns `UDP_GRO` on or off. Off drops the GRO memory (datagrams already split off are

@@ -309,6 +309,20 @@ impl<'data> Batch<'_, 'data> {
     ///   with its index (`sent`);
     /// - `EINTR` is retried; `EAGAIN`/`EWOULDBLOCK` stops with [`SendStop::WouldBlock`].
     pub fn send(&mut self, fd: RawFd, flags: libc::c_int, from: usize) -> SendReport {
+        self.send_after(fd, flags, from, None)
+    }
+
+    /// [`Batch::send`], where the caller already made the first system call and it returned
+    /// `first` (a lone datagram's `sendto`, see `Endpoint::send_datagram`): that result goes
+    /// through the same rules, an error recovered or reported exactly as if this call had made
+    /// it (nothing is sent twice: a failed call sent nothing).
+    pub fn send_after(
+        &mut self,
+        fd: RawFd,
+        flags: libc::c_int,
+        from: usize,
+        mut first: Option<io::Result<usize>>,
+    ) -> SendReport {
         let total = self.scratch.messages.len();
         let scratch = &mut *self.scratch;
         scratch.bytes_sent.clear();
@@ -342,12 +356,15 @@ impl<'data> Batch<'_, 'data> {
             // addresses in `scratch.destinations` and at control data in `scratch.control`, none
             // of which change until this call returns; the iovecs describe `'data` slices that
             // this batch borrows.
-            let result = unsafe {
-                if chunk_len == 1 {
-                    sys::send_one(fd, &mut scratch.headers[0], flags)
-                } else {
-                    sys::sendmmsg(fd, &mut scratch.headers[..chunk_len], flags)
-                }
+            let result = match first.take() {
+                Some(result) => result,
+                None => unsafe {
+                    if chunk_len == 1 {
+                        sys::send_one(fd, &mut scratch.headers[0], flags)
+                    } else {
+                        sys::sendmmsg(fd, &mut scratch.headers[..chunk_len], flags)
+                    }
+                },
             };
             match result {
                 Ok(accepted) => {

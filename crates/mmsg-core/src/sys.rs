@@ -284,6 +284,39 @@ pub unsafe fn sendmmsg(
     }
 }
 
+/// `sendto(2)` of one datagram, to `destination` or (None) the connected peer. Returns the
+/// bytes sent.
+pub fn sendto(
+    fd: RawFd,
+    bytes: &[u8],
+    destination: Option<&SockAddr>,
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    let (name, name_len) = match destination {
+        Some(address) => (address.as_ptr(), address.byte_len()),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: `bytes` is a live slice of `bytes.len()` readable bytes and `name` points at
+    // `name_len` bytes of a live socket address (or is null with 0), both for the whole call.
+    // The raw system call, as elsewhere here (libc's wrapper is a cancellation point).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd as libc::c_long,
+            bytes.as_ptr(),
+            bytes.len(),
+            flags as libc::c_long,
+            name,
+            name_len as libc::c_long,
+        )
+    };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
 /// Which system call [`send_one`] makes for `header`: `sendto(2)` for one buffer and no
 /// control data, `sendmsg(2)` otherwise.
 pub fn send_one_syscall(header: &libc::msghdr) -> &'static str {

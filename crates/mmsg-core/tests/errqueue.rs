@@ -217,3 +217,63 @@ fn path_mtu_needs_a_connected_socket() {
         .unwrap();
     tx.socket().set_dont_fragment(true).unwrap();
 }
+
+/// The lone-datagram path (`send_datagram`: one `sendto`, the batch rules only when it fails)
+/// with error reporting on: the pending ICMP error that fails its first call is surfaced as
+/// the entry, and the datagram goes out once, to the live peer.
+#[test]
+fn a_lone_datagram_after_a_dead_peer_goes_out_once_and_the_entry_is_kept() {
+    let mut tx = endpoint(Family::V4, "127.0.0.1:0");
+    tx.set_receive_errors(true).unwrap();
+    let live = StdUdp::bind("127.0.0.1:0").unwrap();
+    live.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let dead = closed_port("127.0.0.1");
+    assert_eq!(
+        tx.send_datagram(b"to-dead", Some(SockAddr::from(dead)), 0)
+            .sent,
+        1
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    let report = tx.send_datagram(
+        b"to-live",
+        Some(SockAddr::from(live.local_addr().unwrap())),
+        0,
+    );
+    assert_eq!(report.sent, 1, "{:?}", report.stop);
+    assert!(matches!(report.stop, mmsg_core::SendStop::Complete));
+    let mut buf = [0u8; 64];
+    let n = live.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"to-live");
+    live.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    assert!(live.recv(&mut buf).is_err(), "a datagram arrived twice");
+    let entries = tx.take_errors(16).unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].destination, Some(dead));
+}
+
+/// Without error reporting, a connected socket's ICMP error fails the lone datagram that meets
+/// it, by `sendto`, at index 0 with nothing sent: never eaten by a retry.
+#[test]
+fn a_lone_datagram_on_a_connected_socket_reports_the_icmp_error() {
+    let mut tx = endpoint(Family::V4, "127.0.0.1:0");
+    let dead = closed_port("127.0.0.1");
+    tx.socket().connect(SockAddr::from(dead)).unwrap();
+    assert_eq!(tx.send_datagram(b"x", None, 0).sent, 1);
+    std::thread::sleep(Duration::from_millis(50));
+    let report = tx.send_datagram(b"y", None, 0);
+    assert_eq!(report.sent, 0);
+    match report.stop {
+        mmsg_core::SendStop::Failed {
+            index: 0,
+            error,
+            syscall,
+        } => {
+            assert_eq!(error.raw_os_error(), Some(libc::ECONNREFUSED));
+            assert_eq!(syscall, "sendto");
+        }
+        other => panic!("expected ECONNREFUSED at 0, got {other:?}"),
+    }
+    // Reported once: the next datagram goes out.
+    assert_eq!(tx.send_datagram(b"z", None, 0).sent, 1);
+}
