@@ -15,6 +15,8 @@
 //                                  reusePort across worker threads, cost per datagram by datagrams
 //                                  per call, long-run memory (BENCH_LONG_100M=0 stops at 10 M)
 //   BENCH_RESULTS_DIR=dir          write latest.{json,md,svg} there instead of benchmark/results
+//   node benchmark/ab.js A.node B.node   two builds of the addon in paired rounds (one-datagram
+//                                  sends): whether a binding/core change helps, beyond the noise
 'use strict'
 const fs = require('node:fs')
 const os = require('node:os')
