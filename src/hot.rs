@@ -68,7 +68,11 @@ fn send_spans(ctx: CallContext) -> Result<u32> {
 /// them all; no borrow scope either).
 fn send_views(ctx: FunctionCallContext) -> Result<u32> {
     let env = *ctx.env;
-    let args = ctx.arguments::<Unknown>()?;
+    // Sized up front (collecting a `Result` iterator would grow the vector by doubling).
+    let mut args = Vec::with_capacity(ctx.length());
+    for i in 0..ctx.length() {
+        args.push(ctx.get::<Unknown>(i)?);
+    }
     guarded(&env, || {
         if args.len() < VIEWS_FROM {
             return Err(crate::errors::Failure::Type(format!(

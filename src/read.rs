@@ -123,21 +123,20 @@ pub fn stores_now<'env>(
             describe(store)
         ))
     };
-    stores
-        .iter()
-        .enumerate()
-        .map(|(i, &store)| {
-            if views {
-                <&[u8]>::from_unknown(store)
-                    .map(Store::View)
-                    .map_err(|_| wrong(i, store))
-            } else {
-                ArrayBuffer::from_unknown(store)
-                    .map(Store::Buffer)
-                    .map_err(|_| wrong(i, store))
-            }
-        })
-        .collect()
+    // Sized up front: collecting into a `Result` would grow the vector by doubling.
+    let mut out = Vec::with_capacity(stores.len());
+    for (i, &store) in stores.iter().enumerate() {
+        out.push(if views {
+            <&[u8]>::from_unknown(store)
+                .map(Store::View)
+                .map_err(|_| wrong(i, store))?
+        } else {
+            ArrayBuffer::from_unknown(store)
+                .map(Store::Buffer)
+                .map_err(|_| wrong(i, store))?
+        });
+    }
+    Ok(out)
 }
 
 /// An array argument with a length checked before any allocation.
