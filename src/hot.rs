@@ -19,7 +19,9 @@ use napi::{CallContext, Env, Result};
 use napi_derive::{js_function, napi};
 
 use crate::errors::guarded;
-use crate::socket::{send_spans_of, socket_recv_slab, socket_send_datagram, socket_send_spans};
+use crate::socket::{
+    send_spans_of, socket_recv_slab, socket_send_datagram, socket_send_spans, SpanArguments,
+};
 
 /// Arguments of `socketSendViews` before its views.
 const VIEWS_FROM: usize = 7;
@@ -82,15 +84,17 @@ fn send_views(ctx: FunctionCallContext) -> Result<u32> {
         }
         let number = |i: usize, what: &str| crate::read::uint(args[i], what, u32::MAX);
         send_spans_of(
-            number(0, "socket")?,
             &args[VIEWS_FROM..],
             true,
-            args[1],
-            number(2, "destination")?,
-            args[3],
-            args[4],
-            number(5, "from")?,
-            number(6, "flags")?,
+            SpanArguments {
+                socket: number(0, "socket")?,
+                spans: args[1],
+                destination: number(2, "destination")?,
+                destinations: args[3],
+                tos: args[4],
+                from: number(5, "from")?,
+                flags: number(6, "flags")?,
+            },
         )
     })
 }

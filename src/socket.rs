@@ -1091,123 +1091,135 @@ pub(crate) fn socket_send_spans(
         // Phase 1: read everything (an array getter may run user JS); nothing is borrowed yet.
         let stores = read::handles(stores, "stores")?;
         send_spans_of(
-            socket,
             &stores,
             stores_are_views,
-            spans,
-            destination,
-            destinations,
-            tos,
-            from,
-            flags,
+            SpanArguments {
+                socket,
+                spans,
+                destination,
+                destinations,
+                tos,
+                from,
+                flags,
+            },
         )
     })
+}
+
+/// The arguments of `socketSendSpans` / `socketSendViews` besides the stores.
+pub(crate) struct SpanArguments<'env> {
+    pub socket: u32,
+    pub spans: Unknown<'env>,
+    pub destination: u32,
+    pub destinations: Unknown<'env>,
+    pub tos: Unknown<'env>,
+    pub from: u32,
+    pub flags: u32,
 }
 
 /// [`socket_send_spans`] with the store handles already read (from an array, or the call's
 /// own arguments: `socketSendViews`). The rest of phase 1 (typed arrays and numbers only, so
 /// no JavaScript), then phase 2.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn send_spans_of(
-    socket: u32,
     stores: &[Unknown],
     stores_are_views: bool,
-    spans: Unknown,
-    destination: u32,
-    destinations: Unknown,
-    tos: Unknown,
-    from: u32,
-    flags: u32,
+    arguments: SpanArguments,
 ) -> Outcome<u32> {
-    {
-        let flags = send_flags(flags)?;
-        let spans = read::u32_list(spans, "spans")?;
-        if spans.len() % 3 != 0 {
-            return Err(Failure::Range(format!(
-                "spans has {} numbers; it needs three per datagram",
-                spans.len()
-            )));
-        }
-        if let Some(bad) = spans
-            .chunks_exact(3)
-            .position(|s| s[0] as usize >= stores.len())
-        {
-            return Err(Failure::Range(format!(
-                "spans[{}] names store {} of {}",
-                bad * 3,
-                spans[bad * 3],
-                stores.len()
-            )));
-        }
-        let lengths: Vec<u32> = spans.chunks_exact(3).map(|s| s[2]).collect();
-        let per_datagram = read::u32_list(destinations, "destinations")?;
-        if !per_datagram.is_empty() && per_datagram.len() != lengths.len() {
-            return Err(Failure::Range(format!(
-                "destinations has {} ids for {} datagrams",
-                per_datagram.len(),
-                lengths.len()
-            )));
-        }
-        let tos = read::u8_list(tos, "tos")?;
-        if !tos.is_empty() && tos.len() != lengths.len() {
-            return Err(Failure::Range(format!(
-                "tos has {} bytes for {} datagrams",
-                tos.len(),
-                lengths.len()
-            )));
-        }
-        let state = by_id(socket)?;
-        // Phase 2: no JS from here; the N-API info calls run none either.
-        with_state(&state, |s| {
-            let (to, message_destinations) = if per_datagram.is_empty() {
-                let to = match destination {
-                    PEER => Vec::new(),
-                    id => vec![registered(s, id)?],
-                };
-                (to, Vec::new())
-            } else {
-                // The plan names each distinct destination once, by its index.
-                let mut to = Vec::new();
-                let mut index_of: HashMap<u32, u32, BuildHasherDefault<IdHasher>> =
-                    HashMap::default();
-                let mut indexes = Vec::with_capacity(per_datagram.len());
-                for &id in &per_datagram {
-                    indexes.push(match id {
-                        PEER => mmsg_core::CONNECTED_PEER,
-                        id => match index_of.get(&id) {
-                            Some(&index) => index,
-                            None => {
-                                let index = to.len() as u32;
-                                to.push(registered(s, id)?);
-                                index_of.insert(id, index);
-                                index
-                            }
-                        },
-                    });
-                }
-                (to, indexes)
-            };
-            let stores = read::stores_now(stores, stores_are_views, "stores")?;
-            let memory: Vec<&[u8]> = stores.iter().map(read::Store::bytes).collect();
-            // A span past its store's end (shrunk, detached) is cut here; the plan's length
-            // then disagrees and that datagram fails as changed.
-            let bytes: Vec<&[u8]> = spans
-                .chunks_exact(3)
-                .map(|span| {
-                    let store: &[u8] = memory[span[0] as usize];
-                    let start = (span[1] as usize).min(store.len());
-                    let end = start.saturating_add(span[2] as usize).min(store.len());
-                    &store[start..end]
-                })
-                .collect();
-            let mut plan = SendPlan::new(lengths, &[], message_destinations, to)
-                .map_err(|e| Failure::Range(e.to_string()))?;
-            plan.set_tos(tos)
-                .map_err(|e| Failure::Range(e.to_string()))?;
-            let report = endpoint(s).send_plan(&plan, &bytes, from as usize, flags);
-            plan_outcome(report)
-        })
+    let SpanArguments {
+        socket,
+        spans,
+        destination,
+        destinations,
+        tos,
+        from,
+        flags,
+    } = arguments;
+    let flags = send_flags(flags)?;
+    let spans = read::u32_list(spans, "spans")?;
+    if spans.len() % 3 != 0 {
+        return Err(Failure::Range(format!(
+            "spans has {} numbers; it needs three per datagram",
+            spans.len()
+        )));
     }
+    if let Some(bad) = spans
+        .chunks_exact(3)
+        .position(|s| s[0] as usize >= stores.len())
+    {
+        return Err(Failure::Range(format!(
+            "spans[{}] names store {} of {}",
+            bad * 3,
+            spans[bad * 3],
+            stores.len()
+        )));
+    }
+    let lengths: Vec<u32> = spans.chunks_exact(3).map(|s| s[2]).collect();
+    let per_datagram = read::u32_list(destinations, "destinations")?;
+    if !per_datagram.is_empty() && per_datagram.len() != lengths.len() {
+        return Err(Failure::Range(format!(
+            "destinations has {} ids for {} datagrams",
+            per_datagram.len(),
+            lengths.len()
+        )));
+    }
+    let tos = read::u8_list(tos, "tos")?;
+    if !tos.is_empty() && tos.len() != lengths.len() {
+        return Err(Failure::Range(format!(
+            "tos has {} bytes for {} datagrams",
+            tos.len(),
+            lengths.len()
+        )));
+    }
+    let state = by_id(socket)?;
+    // Phase 2: no JS from here; the N-API info calls run none either.
+    with_state(&state, |s| {
+        let (to, message_destinations) = if per_datagram.is_empty() {
+            let to = match destination {
+                PEER => Vec::new(),
+                id => vec![registered(s, id)?],
+            };
+            (to, Vec::new())
+        } else {
+            // The plan names each distinct destination once, by its index.
+            let mut to = Vec::new();
+            let mut index_of: HashMap<u32, u32, BuildHasherDefault<IdHasher>> = HashMap::default();
+            let mut indexes = Vec::with_capacity(per_datagram.len());
+            for &id in &per_datagram {
+                indexes.push(match id {
+                    PEER => mmsg_core::CONNECTED_PEER,
+                    id => match index_of.get(&id) {
+                        Some(&index) => index,
+                        None => {
+                            let index = to.len() as u32;
+                            to.push(registered(s, id)?);
+                            index_of.insert(id, index);
+                            index
+                        }
+                    },
+                });
+            }
+            (to, indexes)
+        };
+        let stores = read::stores_now(stores, stores_are_views, "stores")?;
+        let memory: Vec<&[u8]> = stores.iter().map(read::Store::bytes).collect();
+        // A span past its store's end (shrunk, detached) is cut here; the plan's length
+        // then disagrees and that datagram fails as changed.
+        let bytes: Vec<&[u8]> = spans
+            .chunks_exact(3)
+            .map(|span| {
+                let store: &[u8] = memory[span[0] as usize];
+                let start = (span[1] as usize).min(store.len());
+                let end = start.saturating_add(span[2] as usize).min(store.len());
+                &store[start..end]
+            })
+            .collect();
+        let mut plan = SendPlan::new(lengths, &[], message_destinations, to)
+            .map_err(|e| Failure::Range(e.to_string()))?;
+        plan.set_tos(tos)
+            .map_err(|e| Failure::Range(e.to_string()))?;
+        let report = endpoint(s).send_plan(&plan, &bytes, from as usize, flags);
+        plan_outcome(report)
+    })
 }
 
 /// A destination registered by `addDestination`, by its id.

@@ -167,11 +167,17 @@ fn a_pending_icmp_error_does_not_fail_a_receive() {
     assert_eq!(entries[0].origin, ErrorOrigin::Icmp);
 }
 
-#[test]
-fn a_connected_socket_still_attributes_the_error_and_keeps_the_entry() {
-    let mut tx = endpoint(Family::V4, "127.0.0.1:0");
+/// An IPv4 endpoint connected to a port on which nothing listens (no error reporting).
+fn connected_to_a_closed_port() -> (Endpoint, SocketAddr) {
+    let tx = endpoint(Family::V4, "127.0.0.1:0");
     let dead = closed_port("127.0.0.1");
     tx.socket().connect(SockAddr::from(dead)).unwrap();
+    (tx, dead)
+}
+
+#[test]
+fn a_connected_socket_still_attributes_the_error_and_keeps_the_entry() {
+    let (mut tx, dead) = connected_to_a_closed_port();
     let plan = SendPlan::new(vec![2], &[], vec![], vec![]).unwrap();
     let payload = [1u8, 2];
     assert_eq!(tx.send_plan(&plan, &[&payload], 0, 0).sent, 1);
@@ -256,9 +262,7 @@ fn a_lone_datagram_after_a_dead_peer_goes_out_once_and_the_entry_is_kept() {
 /// it, by `sendto`, at index 0 with nothing sent: never eaten by a retry.
 #[test]
 fn a_lone_datagram_on_a_connected_socket_reports_the_icmp_error() {
-    let mut tx = endpoint(Family::V4, "127.0.0.1:0");
-    let dead = closed_port("127.0.0.1");
-    tx.socket().connect(SockAddr::from(dead)).unwrap();
+    let (mut tx, _) = connected_to_a_closed_port();
     assert_eq!(tx.send_datagram(b"x", None, 0).sent, 1);
     std::thread::sleep(Duration::from_millis(50));
     let report = tx.send_datagram(b"y", None, 0);
