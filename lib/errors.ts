@@ -72,7 +72,7 @@ export class SendError extends Error implements SystemErrorFields {
   code: string
   /** The errno, negative as in Node (`-90` for EMSGSIZE). */
   errno: number
-  /** `'sendmmsg'` (or `'sendmsg'` for GSO sends). */
+  /** The call that failed: `'sendmmsg'`, or `'sendto'` / `'sendmsg'` for a message sent on its own (a lone datagram, a retry, a GSO send). */
   syscall: string
   /** Index (in the caller's batch) of the message that failed. */
   index: number

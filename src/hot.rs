@@ -64,10 +64,11 @@ fn send_spans(ctx: CallContext) -> Result<u32> {
 
 /// `socketSendViews(socket, spans, destination, destinations, tos, from, flags, ...views)`:
 /// `socketSendSpans` with `storesAreViews`, the views passed as the call's own arguments.
-/// One `napi_get_cb_info` hands over every argument, where reading the views out of an array
-/// costs one `napi_get_element` each (about 30 ns a datagram when every datagram is its own
-/// `Buffer`). A variable argument count, so a closure function (napi-rs's trampoline reads
-/// them all; no borrow scope either).
+/// napi-rs's closure trampoline hands over every argument with two `napi_get_cb_info` calls
+/// (one for the count, one for the values) and two small allocations per call, where reading
+/// the views out of an array costs one `napi_get_element` each (about 30 ns a datagram when
+/// every datagram is its own `Buffer`). A variable argument count, hence a closure function
+/// (no borrow scope either).
 fn send_views(ctx: FunctionCallContext) -> Result<u32> {
     let env = *ctx.env;
     // Sized up front (collecting a `Result` iterator would grow the vector by doubling).

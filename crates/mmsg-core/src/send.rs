@@ -316,7 +316,7 @@ impl<'data> Batch<'_, 'data> {
     /// `first` (a lone datagram's `sendto`, see `Endpoint::send_datagram`): that result goes
     /// through the same rules, an error recovered or reported exactly as if this call had made
     /// it (nothing is sent twice: a failed call sent nothing).
-    pub fn send_after(
+    pub(crate) fn send_after(
         &mut self,
         fd: RawFd,
         flags: libc::c_int,
@@ -324,6 +324,11 @@ impl<'data> Batch<'_, 'data> {
         mut first: Option<io::Result<usize>>,
     ) -> SendReport {
         let total = self.scratch.messages.len();
+        // `first` stands for a call on message `from` alone: there must be one, or its result
+        // (an error, say) would be ignored.
+        debug_assert!(
+            first.is_none() || (from < total && matches!(first, Some(Err(_)) | Some(Ok(1))))
+        );
         let scratch = &mut *self.scratch;
         scratch.bytes_sent.clear();
         scratch.bytes_sent.resize(total, 0);
