@@ -334,16 +334,35 @@ neg "glibc .node refused by musl Node ${NODE_MUSL_X64_VERSIONS[0]} (x64)" "$(bin
 neg "musl .node refused by glibc Node (x64)" "$(binary_path linux-x64-musl)" host -- node
 
 # 4d. musl: one sendmmsg system call per batch (musl's libc sendmmsg() would loop over sendmsg)
-syscalls() { # <file with strace / QEMU_STRACE output> -> "sendmmsg results" "other send calls"
+syscalls() { # <strace|qemu> <file with its output> -> "sendmmsg results" "other send calls"
   node -e '
-    const t = require("fs").readFileSync(process.argv[1], "utf8").split("\n")
-    const mm = t.filter((l) => /\bsendmmsg\(/.test(l)).map((l) => (l.match(/=\s*(-?\d+)/g) || []).pop()).map((s) => s && s.replace(/=\s*/, ""))
+    const [format, file] = process.argv.slice(1)
+    const t = require("fs").readFileSync(file, "utf8").split("\n")
+    const mm = []
+    if (format === "strace") {
+      // strace -f writes one line per call, with the result at its end.
+      for (const l of t) if (/\bsendmmsg\(/.test(l)) mm.push(((l.match(/=\s*(-?\d+)/g) || []).pop() || "?").replace(/=\s*/, ""))
+    } else {
+      // QEMU_STRACE prints a call and its result separately, so another thread can print between
+      // them: "1 sendmmsg(6,...,8,0,24,8)2 mmap(...) = 0x...", with the " = 8" later on a line
+      // of its own. Take the result right after the call, else the next unclaimed result line.
+      const claimed = new Set()
+      t.forEach((l, i) => {
+        const call = l.match(/\bsendmmsg\([^)]*\)( = (-?\d+))?/)
+        if (!call) return
+        if (call[2] !== undefined) return mm.push(call[2])
+        const j = t.findIndex((r, k) => k > i && !claimed.has(k) && /^ = -?\d+/.test(r))
+        if (j < 0) return mm.push("?")
+        claimed.add(j)
+        mm.push(t[j].match(/^ = (-?\d+)/)[1])
+      })
+    }
     const other = t.filter((l) => /\b(sendmsg|sendto)\(/.test(l)).length
-    console.log(mm.join(",") + "|" + other)' "$1"
+    console.log(mm.join(",") + "|" + other)' "$1" "$2"
 }
-strace_check() { # <platform> <label> <output file>
-  local p=$1 label=$2 file=$3 mm other
-  IFS='|' read -r mm other < <(syscalls "$file")
+strace_check() { # <platform> <label> <strace|qemu> <output file>
+  local p=$1 label=$2 format=$3 file=$4 mm other
+  IFS='|' read -r mm other < <(syscalls "$format" "$file")
   # One sendmmsg call per batch: the 100-datagram batch and the 8-message gather batch. Each
   # call's result counts message headers, not datagrams: runs of equal-sized datagrams (or a run
   # whose last one is shorter) go out as one GSO header, so the first call may return fewer than
@@ -366,16 +385,16 @@ if [ -n "${INSTALLED_OK[linux-x64-musl]:-}" ]; then
   run "$SCRATCH/consumer-linux-x64-musl" alpine-x86_64 "${BUN_MUSL_X64_ENV[@]}" -- \
     /usr/bin/strace -f -qq -e trace=sendmmsg,sendmsg,sendto -o "$SCRATCH/logs/strace-x64-musl.txt" "${BUN_MUSL_X64[@]}" smoke.js \
     >"$SCRATCH/logs/strace-x64-musl.out" 2>&1
-  strace_check linux-x64-musl "one sendmmsg system call per batch, x64 musl (strace)" "$SCRATCH/logs/strace-x64-musl.txt"
+  strace_check linux-x64-musl "one sendmmsg system call per batch, x64 musl (strace)" strace "$SCRATCH/logs/strace-x64-musl.txt"
   run "$SCRATCH/consumer-linux-x64-musl" alpine-x86_64 -- \
     /usr/bin/strace -f -qq -e trace=sendmmsg,sendmsg,sendto -o "$SCRATCH/logs/strace-x64-musl-node.txt" "${NODE_MUSL_X64[@]}" smoke.js \
     >"$SCRATCH/logs/strace-x64-musl-node.out" 2>&1
-  strace_check linux-x64-musl "one sendmmsg system call per batch, x64 musl Node ${NODE_MUSL_X64_VERSIONS[0]} (strace)" "$SCRATCH/logs/strace-x64-musl-node.txt"
+  strace_check linux-x64-musl "one sendmmsg system call per batch, x64 musl Node ${NODE_MUSL_X64_VERSIONS[0]} (strace)" strace "$SCRATCH/logs/strace-x64-musl-node.txt"
 fi
 if [ -n "${INSTALLED_OK[linux-arm64-musl]:-}" ]; then
   run "$SCRATCH/consumer-linux-arm64-musl" alpine-aarch64 QEMU_STRACE=1 -- "${BUN_MUSL_ARM64[@]}" smoke.js \
     >"$SCRATCH/logs/qemu-strace-arm64-musl.out" 2>"$SCRATCH/logs/qemu-strace-arm64-musl.txt"
-  strace_check linux-arm64-musl "one sendmmsg system call per batch, arm64 musl (QEMU_STRACE)" "$SCRATCH/logs/qemu-strace-arm64-musl.txt"
+  strace_check linux-arm64-musl "one sendmmsg system call per batch, arm64 musl (QEMU_STRACE)" qemu "$SCRATCH/logs/qemu-strace-arm64-musl.txt"
 fi
 
 # 4e. Electron: N-API only, no external buffers, N-API version within reach
