@@ -340,8 +340,13 @@ syscalls() { # <strace|qemu> <file with its output> -> "sendmmsg results" "other
     const t = require("fs").readFileSync(file, "utf8").split("\n")
     const mm = []
     if (format === "strace") {
-      // strace -f writes one line per call, with the result at its end.
-      for (const l of t) if (/\bsendmmsg\(/.test(l)) mm.push(((l.match(/=\s*(-?\d+)/g) || []).pop() || "?").replace(/=\s*/, ""))
+      // strace -f writes one line per call with the result at its end, or, when another thread
+      // runs meanwhile, "sendmmsg(... <unfinished ...>" and later "<... sendmmsg resumed>...) = N".
+      const result = (l) => (l.match(/\) = (-?\d+)/g) || ["?"]).pop().replace(/^\) = /, "")
+      for (const l of t) {
+        if (/\bsendmmsg\(.*<unfinished \.\.\.>/.test(l)) continue
+        if (/\bsendmmsg\(|<\.\.\. sendmmsg resumed>/.test(l)) mm.push(result(l))
+      }
     } else {
       // QEMU_STRACE prints a call and its result separately, so another thread can print between
       // them: "1 sendmmsg(6,...,8,0,24,8)2 mmap(...) = 0x...", with the " = 8" later on a line
