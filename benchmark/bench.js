@@ -403,13 +403,18 @@ function ratios(results) {
     const r = Object.fromEntries(results.receive.receivers.map((x) => [x.id, x.summary]))
     add('recv-vs-dgram', 'Receive, 64 B flood: onBatch / node:dgram', r['pkg-batch'], r.dgram, 2)
     add('recv-messages-vs-dgram', "Receive, 64 B flood: 'messages' events / node:dgram", r['pkg-messages'], r.dgram, 2)
-    if (r['pkg-batch-meta']) add('recv-meta-vs-plain', 'Receive, 64 B flood: onBatch with ECN, packet info and timestamps on / onBatch without', r['pkg-batch-meta'], r['pkg-batch'], 0.9)
+    if (r['pkg-batch-meta']) add('recv-meta-vs-plain', 'Receive, 64 B flood: onBatch with ECN, packet info and timestamps on / onBatch without (medians of the separate runs above)', r['pkg-batch-meta'], r['pkg-batch'])
     add('recv-message-vs-dgram', "Receive, 64 B flood: 'message' events (dgram's shape) / node:dgram", r['pkg-message'], r.dgram)
     add('recv-vs-c', 'Receive, 64 B flood: onBatch / C recvmmsg loop (medians of the separate runs above)', r['pkg-batch'], r.c)
     // Paired as for the send rows: every round runs each receiver once, back to back, so the
     // per-round ratio cancels the drift between rounds (the flood's rate and this VM's
     // scheduling wander ±10% over a run); the target is judged on the median of those.
     addRounds('recv-vs-c', 'Receive, 64 B flood: onBatch / C recvmmsg loop, paired rounds', 'pkg-batch', 'c', 0.95)
+    // Metadata's cost, judged the same way: both onBatch receivers in the same rounds.
+    addRounds('recv-meta-vs-plain', 'Receive, 64 B flood: onBatch with ECN, packet info and timestamps on / onBatch without, paired rounds', 'pkg-batch-meta', 'pkg-batch', 0.9)
+    // The kernel's share of that cost: the same metadata asked for by the C loop.
+    addRounds('recv-c-meta-vs-c-names', 'Receive, 64 B flood: the kernel\'s share of that cost: C recvmmsg loop with the same metadata / C recvmmsg loop with source addresses only, paired rounds', 'c-meta', 'c-names')
+    addRounds('recv-meta-vs-c-meta', 'Receive, 64 B flood: onBatch with ECN, packet info and timestamps on / C recvmmsg loop with the same metadata, paired rounds', 'pkg-batch-meta', 'c-meta')
     addRounds('recv-vs-c-names', 'Receive, 64 B flood: onBatch / C recvmmsg loop taking source addresses (msg_name) as onBatch does, paired rounds', 'pkg-batch', 'c-names')
   }
   if (results.delivered) {

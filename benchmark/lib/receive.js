@@ -31,7 +31,13 @@ const RECEIVERS = [
   // The same loop also asking for every datagram's source address (msg_name), which onBatch
   // always delivers: the kernel's extra copy per datagram, so the like-for-like reference.
   { id: 'c-names', label: 'C recvmmsg loop taking each source address (msg_name), as onBatch does', group: 'c' },
+  // And with the metadata pkg-batch-meta asks for (TOS, destination address, timestamp), read
+  // from each datagram's control messages: the kernel's cost of that metadata, in C.
+  { id: 'c-meta', label: 'C recvmmsg loop with source addresses, IP_RECVTOS, IP_PKTINFO and SO_TIMESTAMPNS', group: 'c' },
 ]
+
+/** The C receivers' recvmmsg_loop modes. */
+const C_MODES = { c: 'plain', 'c-names': 'names', 'c-meta': 'meta' }
 
 async function openReceiver(id, onCount) {
   if (id === 'dgram' || id === 'dropin') {
@@ -75,9 +81,9 @@ async function openReceiver(id, onCount) {
 /** One run: flood for `flood` seconds, count over [from, to] after the first datagram. */
 async function receiveRun(id, { bins, flood, from, to }) {
   const cap = Math.ceil(20e6 * flood)
-  if (id === 'c' || id === 'c-names') {
+  if (id in C_MODES) {
     let floodDone = null
-    const rx = runChild(bins.recvmmsg_loop, [flood + 2, id === 'c' ? 'plain' : 'names', RCVBUF, from, to], {
+    const rx = runChild(bins.recvmmsg_loop, [flood + 2, C_MODES[id], RCVBUF, from, to], {
       timeoutMs: (flood + 10) * 1000,
       onLine(line) {
         const v = JSON.parse(line)
