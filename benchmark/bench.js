@@ -220,8 +220,17 @@ async function receiveSection(bins) {
     const summary = summarize(list.map((x) => x.rate))
     const offered = summarize(list.map((x) => x.offered)).median
     const last = list[list.length - 1]
-    log(`  receive ${rec.id}: ${fmtRate(summary.median)}/s delivered (offered ${fmtRate(offered)}/s)`)
-    return { ...rec, summary, offered, drops: last.drops, rcvbuf: last.rcvbuf, runs: list }
+    const cpu = (key) => {
+      const values = list.map((x) => x[key]).filter(Number.isFinite)
+      return values.length ? median(values) : NaN
+    }
+    const userNsPerDatagram = cpu('userNsPerDatagram')
+    const systemNsPerDatagram = cpu('systemNsPerDatagram')
+    log(
+      `  receive ${rec.id}: ${fmtRate(summary.median)}/s delivered (offered ${fmtRate(offered)}/s), ` +
+        `CPU per datagram: user ${userNsPerDatagram.toFixed(0)} ns, system ${systemNsPerDatagram.toFixed(0)} ns`,
+    )
+    return { ...rec, summary, offered, userNsPerDatagram, systemNsPerDatagram, drops: last.drops, rcvbuf: last.rcvbuf, runs: list }
   })
   return { size: 64, floodCommand: `sendmmsg_loop ${FLOOD_ARGS('COUNT', 'PORT', CONFIG.receive.flood).join(' ')}`, ...CONFIG.receive, receivers }
 }
@@ -415,6 +424,22 @@ function ratios(results) {
     // The kernel's share of that cost: the same metadata asked for by the C loop.
     addRounds('recv-c-meta-vs-c-names', 'Receive, 64 B flood: the kernel\'s share of that cost: C recvmmsg loop with the same metadata / C recvmmsg loop with source addresses only, paired rounds', 'c-meta', 'c-names')
     addRounds('recv-meta-vs-c-meta', 'Receive, 64 B flood: onBatch with ECN, packet info and timestamps on / C recvmmsg loop with the same metadata, paired rounds', 'pkg-batch-meta', 'c-meta')
+    // What each costs, rather than how fast the shared flood let it go: CPU per datagram.
+    const recvCost = (id, label, aId, bId) => {
+      const byId = Object.fromEntries(results.receive.receivers.map((x) => [x.id, x]))
+      const a = byId[aId]
+      const b = byId[bId]
+      if (!a || !b) return
+      const total = (x) => x.userNsPerDatagram + x.systemNsPerDatagram
+      if (!Number.isFinite(total(a)) || !Number.isFinite(total(b))) return
+      out.push({
+        id,
+        label: `${label} (higher is worse; ${total(a).toFixed(0)} vs ${total(b).toFixed(0)} ns: user ${a.userNsPerDatagram.toFixed(0)} vs ${b.userNsPerDatagram.toFixed(0)}, system ${a.systemNsPerDatagram.toFixed(0)} vs ${b.systemNsPerDatagram.toFixed(0)})`,
+        value: total(a) / total(b),
+      })
+    }
+    recvCost('recv-cpu-vs-c-names', 'Receive, 64 B flood: CPU per datagram received, onBatch / C recvmmsg loop taking source addresses', 'pkg-batch', 'c-names')
+    recvCost('recv-meta-cpu-vs-c-meta', 'Receive, 64 B flood: CPU per datagram received with ECN, packet info and timestamps on, onBatch / the C loop with the same metadata', 'pkg-batch-meta', 'c-meta')
     addRounds('recv-vs-c-names', 'Receive, 64 B flood: onBatch / C recvmmsg loop taking source addresses (msg_name) as onBatch does, paired rounds', 'pkg-batch', 'c-names')
   }
   if (results.delivered) {

@@ -102,6 +102,7 @@ async function receiveRun(id, { bins, flood, from, to }) {
       seconds: got ? got.seconds : 0,
       offered: offered ? offered.rate : NaN,
       drops: got ? got.drops : null,
+      ...cpuPerDatagram(got && got.user_s, got && got.system_s, got ? got.total : 0),
     }
   }
 
@@ -131,6 +132,9 @@ async function receiveRun(id, { bins, flood, from, to }) {
       windowClosed()
     }
   })
+  // CPU of this whole process from the flood's start until the receiver closes, per datagram
+  // delivered meanwhile: the like-for-like cost beside the C loop's getrusage over its run.
+  const cpuStart = process.cpuUsage()
   const child = runChild(bins.sendmmsg_loop, FLOOD_ARGS(cap, receiver.port, flood), { timeoutMs: (flood + 10) * 1000 })
   // Bounded: the window closes `to` s after the first datagram; give up if none arrives.
   const giveUp = setTimeout(windowClosed, (flood + 5) * 1000)
@@ -139,6 +143,8 @@ async function receiveRun(id, { bins, flood, from, to }) {
   clearTimeout(fallback)
   const f = await child
   const drops = receiver.drops()
+  const cpu = process.cpuUsage(cpuStart)
+  const delivered = count
   receiver.close()
   const offered = jsonLine(f.lines, 'rate')
   const ok = mark0 && mark1 && mark1.t > mark0.t
@@ -149,6 +155,16 @@ async function receiveRun(id, { bins, flood, from, to }) {
     offered: offered ? offered.rate : NaN,
     drops,
     rcvbuf: receiver.rcvbuf,
+    ...cpuPerDatagram(cpu.user / 1e6, cpu.system / 1e6, delivered),
+  }
+}
+
+/** User and system CPU nanoseconds per datagram received (NaN without a count). */
+function cpuPerDatagram(userSeconds, systemSeconds, datagrams) {
+  const ok = datagrams > 0 && Number.isFinite(userSeconds) && Number.isFinite(systemSeconds)
+  return {
+    userNsPerDatagram: ok ? (userSeconds * 1e9) / datagrams : NaN,
+    systemNsPerDatagram: ok ? (systemSeconds * 1e9) / datagrams : NaN,
   }
 }
 

@@ -81,6 +81,7 @@ function receiveRows(results) {
     fmtRate(r.summary.median),
     `${fmtRate(r.summary.min)} – ${fmtRate(r.summary.max)}`,
     fmtRate(r.offered),
+    Number.isFinite(r.userNsPerDatagram) ? `${r.userNsPerDatagram.toFixed(0)} + ${r.systemNsPerDatagram.toFixed(0)} ns` : 'n/a',
     r.drops === null || r.drops === undefined ? 'n/a' : String(r.drops),
   ])
 }
@@ -209,7 +210,7 @@ const NOTES = [
   'Send: datagrams/s the kernel accepted (sendmmsg return values; dgram callbacks without error), 127.0.0.1 to one sink socket that is never read, so the kernel drops datagrams once its receive buffer is full. This measures the sender plus the kernel loopback path, not delivery.',
   'Runs of 2–64 equal-sized datagrams to one destination leave this package as UDP_SEGMENT (GSO) messages without being asked (commit cb4e527), so from batch 2 up the package rows are far above the plain C sendmmsg loop (one datagram per message); "C sendmmsg loop of UDP_SEGMENT (GSO) messages" is the like-for-like reference (run only where the batch holds at least one whole group).',
   '"batch" is datagrams per call for this package and the C loop, and the number of sends kept in flight for node:dgram (each dgram send is one datagram and one system call).',
-  'Receive: a C flood of 64 B datagrams from a separate process at one socket (sendmmsg of UDP_SEGMENT groups of 64 × 64 B, cut into separate datagrams by the kernel because the receiver has no UDP_GRO; a plain sendmmsg loop is too slow on this loopback to outrun node:dgram). Counted = datagrams handed to JavaScript (dgram and package "message" events, sum of batch.count for onBatch, sum of array lengths for "messages") or, for the C reference, returned by recvmmsg, over a window after the first datagram. Offered = the flood sender\'s accepted rate; drops = SO_RXQ_OVFL at that socket (not available for node:dgram).',
+  'Receive: a C flood of 64 B datagrams from a separate process at one socket (sendmmsg of UDP_SEGMENT groups of 64 × 64 B, cut into separate datagrams by the kernel because the receiver has no UDP_GRO; a plain sendmmsg loop is too slow on this loopback to outrun node:dgram). Counted = datagrams handed to JavaScript (dgram and package "message" events, sum of batch.count for onBatch, sum of array lengths for "messages") or, for the C reference, returned by recvmmsg, over a window after the first datagram. Offered = the flood sender\'s accepted rate; every receiver, the C loops too, stays open until the flood ends. CPU per datagram = the receiving process\'s user + system CPU from the flood\'s start until it closes (process.cpuUsage; getrusage for the C loop), over the datagrams it received meanwhile (median of the runs): what receiving costs, apart from how fast the shared flood let each receiver go. Drops = SO_RXQ_OVFL at that socket (not available for node:dgram).',
   'Delivered (1200 B): datagrams counted by a C recvmmsg receiver with UDP_GRO in a separate process, over a window; the sender runs in this process. Accepted = the sender\'s own rate over its whole run; receiver drops = median SO_RXQ_OVFL count per run, in kernel packets (a coalesced GSO group counts once).',
   'Every figure is the median of the runs; min – max is the spread across runs. Ratios divide medians from this same run (targets are judged on these); "best runs" divides the fastest run of each, since on a shared machine noise only slows runs down.',
 ]
@@ -246,7 +247,7 @@ function toText(results) {
   }
   if (results.receive) {
     out.push('RECEIVE 64 B flood: datagrams/s delivered')
-    out.push(textTable(['receiver', 'median', 'min – max', 'offered', 'drops (last run)'], receiveRows(results), [false, true, true, true, true]), '')
+    out.push(textTable(['receiver', 'median', 'min – max', 'offered', 'CPU/datagram (user + system)', 'drops (last run)'], receiveRows(results), [false, true, true, true, true, true]), '')
   }
   if (results.delivered) {
     out.push('DELIVERED 1200 B to one destination (C recvmmsg + UDP_GRO receiver)')
@@ -304,7 +305,7 @@ function toMarkdown(results) {
   }
   if (results.receive) {
     out.push('## Receive, 64 B flood', '')
-    out.push(mdTable(['receiver', 'delivered/s (median)', 'min – max', 'offered/s', 'drops (last run)'], receiveRows(results), [false, true, true, true, true]), '')
+    out.push(mdTable(['receiver', 'delivered/s (median)', 'min – max', 'offered/s', 'CPU per datagram (user + system)', 'drops (last run)'], receiveRows(results), [false, true, true, true, true, true]), '')
   }
   if (results.delivered) {
     out.push('## Delivered, 1200 B to one destination', '')
