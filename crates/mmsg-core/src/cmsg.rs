@@ -286,60 +286,90 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(data.get(at..at + 4)?.try_into().ok()?))
 }
 
+// The payload readers, one per kind the kernel delivers on receive: shared by `decode` (the
+// typed `Cmsg` view) and by the receive loop's own decoding (`recv.rs`), which skips building
+// a `Cmsg` per message. `None`: a payload of an unexpected size.
+
+/// `IP_TOS`: the kernel delivers a received one as one byte; a sent one may be an int.
+#[inline]
+pub(crate) fn tos_of(data: &[u8]) -> Option<u8> {
+    match data.len() {
+        1 => Some(data[0]),
+        4 => u32_at(data, 0).map(|v| v as u8),
+        _ => None,
+    }
+}
+
+/// `IPV6_TCLASS`: an int.
+#[inline]
+pub(crate) fn traffic_class_of(data: &[u8]) -> Option<u8> {
+    u32_at(data, 0).map(|v| v as u8)
+}
+
+/// `IP_PKTINFO`: `struct in_pktinfo { int ipi_ifindex; in_addr ipi_spec_dst; in_addr ipi_addr; }`,
+/// as (the header's destination address `ipi_addr`, the interface index).
+#[inline]
+pub(crate) fn packet_info_v4_of(data: &[u8]) -> Option<(Ipv4Addr, u32)> {
+    let dst: [u8; 4] = data.get(8..12)?.try_into().ok()?;
+    Some((Ipv4Addr::from(dst), u32_at(data, 0)?))
+}
+
+/// `IPV6_PKTINFO`: `struct in6_pktinfo { in6_addr ipi6_addr; unsigned ipi6_ifindex; }`.
+#[inline]
+pub(crate) fn packet_info_v6_of(data: &[u8]) -> Option<(Ipv6Addr, u32)> {
+    let dst: [u8; 16] = data.get(..16)?.try_into().ok()?;
+    Some((Ipv6Addr::from(dst), u32_at(data, 16)?))
+}
+
+/// `SCM_TIMESTAMPNS`: a `struct timespec`, as nanoseconds since the Unix epoch.
+#[inline]
+pub(crate) fn timestamp_ns_of(data: &[u8]) -> Option<u64> {
+    // Two `time_t`/`long` fields: 8 bytes each on 64-bit targets, 4 on 32-bit ones.
+    const HALF: usize = std::mem::size_of::<libc::timespec>() / 2;
+    if data.len() != 2 * HALF {
+        return None;
+    }
+    let field = |bytes: &[u8]| -> u64 {
+        let mut wide = [0u8; 8];
+        wide[..HALF].copy_from_slice(&bytes[..HALF]);
+        u64::from_ne_bytes(wide)
+    };
+    let (sec, nsec) = (field(&data[..HALF]), field(&data[HALF..]));
+    Some(sec.saturating_mul(1_000_000_000).saturating_add(nsec))
+}
+
+/// `UDP_GRO`: the coalesced datagrams' size, a u16 or an int.
+#[inline]
+pub(crate) fn gro_segment_of(data: &[u8]) -> Option<u32> {
+    match data.len() {
+        2 => Some(u32::from(u16::from_ne_bytes([data[0], data[1]]))),
+        n if n >= 4 => u32_at(data, 0),
+        _ => None,
+    }
+}
+
+/// `SO_RXQ_OVFL`: a u32 count.
+#[inline]
+pub(crate) fn drop_count_of(data: &[u8]) -> Option<u32> {
+    u32_at(data, 0)
+}
+
 fn decode(level: i32, kind: i32, data: &[u8]) -> Cmsg<'_> {
-    let other = Cmsg::Other { level, kind, data };
     let decoded = match (level, kind) {
-        // The kernel delivers a received IP_TOS as one byte; a sent one may be an int.
-        (libc::IPPROTO_IP, libc::IP_TOS) => match data.len() {
-            1 => Some(Cmsg::Tos(data[0])),
-            4 => u32_at(data, 0).map(|v| Cmsg::Tos(v as u8)),
-            _ => None,
-        },
-        (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if data.len() >= 4 => {
-            u32_at(data, 0).map(|v| Cmsg::TrafficClass(v as u8))
+        (libc::IPPROTO_IP, libc::IP_TOS) => tos_of(data).map(Cmsg::Tos),
+        (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => traffic_class_of(data).map(Cmsg::TrafficClass),
+        (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+            packet_info_v4_of(data).map(|(dst, ifindex)| Cmsg::PacketInfoV4 { dst, ifindex })
         }
-        (libc::IPPROTO_IP, libc::IP_PKTINFO) if data.len() >= 12 => {
-            let ifindex = u32_at(data, 0);
-            let dst: [u8; 4] = data[8..12].try_into().ok().unwrap_or_default();
-            ifindex.map(|ifindex| Cmsg::PacketInfoV4 {
-                dst: Ipv4Addr::from(dst),
-                ifindex,
-            })
+        (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+            packet_info_v6_of(data).map(|(dst, ifindex)| Cmsg::PacketInfoV6 { dst, ifindex })
         }
-        (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if data.len() >= 20 => {
-            let dst: [u8; 16] = data[..16].try_into().ok().unwrap_or_default();
-            u32_at(data, 16).map(|ifindex| Cmsg::PacketInfoV6 {
-                dst: Ipv6Addr::from(dst),
-                ifindex,
-            })
-        }
-        (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
-            if data.len() == std::mem::size_of::<libc::timespec>() =>
-        {
-            let half = data.len() / 2;
-            let field = |bytes: &[u8]| -> u64 {
-                let mut wide = [0u8; 8];
-                wide[..bytes.len()].copy_from_slice(bytes);
-                u64::from_ne_bytes(wide)
-            };
-            let (sec, nsec) = (field(&data[..half]), field(&data[half..]));
-            Some(Cmsg::TimestampNs(
-                sec.saturating_mul(1_000_000_000).saturating_add(nsec),
-            ))
-        }
-        (libc::SOL_UDP, libc::UDP_GRO) => match data.len() {
-            2 => Some(Cmsg::GroSegment(u32::from(u16::from_ne_bytes([
-                data[0], data[1],
-            ])))),
-            n if n >= 4 => u32_at(data, 0).map(Cmsg::GroSegment),
-            _ => None,
-        },
+        (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => timestamp_ns_of(data).map(Cmsg::TimestampNs),
+        (libc::SOL_UDP, libc::UDP_GRO) => gro_segment_of(data).map(Cmsg::GroSegment),
         (libc::SOL_UDP, libc::UDP_SEGMENT) if data.len() == 2 => {
             Some(Cmsg::GsoSegment(u16::from_ne_bytes([data[0], data[1]])))
         }
-        (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) if data.len() >= 4 => {
-            u32_at(data, 0).map(Cmsg::DropCount)
-        }
+        (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => drop_count_of(data).map(Cmsg::DropCount),
         (libc::SOL_IP, libc::IP_RECVERR) => {
             decode_extended_error(data, false).map(Cmsg::ExtendedError)
         }
@@ -348,7 +378,7 @@ fn decode(level: i32, kind: i32, data: &[u8]) -> Cmsg<'_> {
         }
         _ => None,
     };
-    decoded.unwrap_or(other)
+    decoded.unwrap_or(Cmsg::Other { level, kind, data })
 }
 
 #[cfg(test)]
