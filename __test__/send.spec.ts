@@ -97,6 +97,34 @@ test('views into a larger buffer send exactly their own bytes (offsets respected
   rx.close()
 })
 
+test('a Buffer listed twice in a row and again later: every listing is its own datagram, bytes and order kept', async (t) => {
+  // Buffers with their own memory (Buffer.alloc) take the path where each view is its own
+  // store, and a view repeated in a row is listed once there; Buffers cut from Node's shared
+  // pool (Buffer.from) take the path of shared stores and offsets. Either way one datagram per
+  // entry (sizes differ, so no GSO run can hide a mistake).
+  const own = (text: string): Buffer => {
+    const b = Buffer.alloc(text.length)
+    b.write(text)
+    return b
+  }
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  let expected: string[] = []
+  for (const make of [own, (text: string) => Buffer.from(text)]) {
+    const [a, b, c] = [make('alpha'), make('be'), make('gamma!')]
+    const batch = [a, b, b, c, a, b, b, b, c]
+    t.is(tx.trySend(batch, rx.port, '127.0.0.1'), batch.length)
+    // And every Buffer distinct (for own memory: the plan's own list serves as the stores).
+    const distinct = [make('one'), make('three'), make('two'), make('four!')]
+    t.is(tx.trySend(distinct, rx.port, '127.0.0.1'), distinct.length)
+    expected = [...expected, ...batch.map((x) => x.toString()), 'one', 'three', 'two', 'four!']
+    const got = await rx.waitFor(expected.length)
+    t.deepEqual(got.map((m) => m.data.toString()), expected)
+  }
+  tx.close()
+  rx.close()
+})
+
 test('packed buffer plus lengths is cut into datagrams; lengths past the end are refused', async (t) => {
   const rx = await dgramReceiver()
   const tx = createSocket('udp4')

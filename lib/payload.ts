@@ -393,26 +393,30 @@ export function spansOf(plan: Plan): Spans | null {
   const first = views[0] as Uint8Array
   const second = n > 1 ? views[1] as Uint8Array : first
   if (second === first || bufferOf.call(first) !== bufferOf.call(second)) {
-    const stores = new Array<Uint8Array>(n)
+    // Each view stands for its own bytes. The plan's own list serves as the stores unless a
+    // view comes twice in a row (the same Buffer sent twice), which is then listed once.
+    let stores: Uint8Array[] | null = null
     let count = 0
     let last: Uint8Array | null = null
     for (let i = 0, k = 0; i < n; i++, k += 3) {
       const view = views[i] as Uint8Array
       if (view !== last) {
-        stores[count++] = view
+        if (stores !== null) stores.push(view)
+        count++
         last = view
+      } else if (stores === null) {
+        stores = views.slice(0, count) // every view so far was a new one
       }
       const length = captured[i] as number
       if (length > MAX_SPAN) {
-        releaseSpans({ stores, storesAreViews: true, spans })
+        releaseSpans({ stores: stores ?? views, storesAreViews: true, spans })
         return null // 4 GiB or more: the general path refuses it
       }
       spans[k] = count - 1
       spans[k + 1] = 0
       spans[k + 2] = length
     }
-    stores.length = count
-    return { stores, storesAreViews: true, spans }
+    return { stores: stores ?? views, storesAreViews: true, spans }
   }
   // A store is listed again when it comes back after another: no search.
   const stores: ArrayBuffer[] = []
