@@ -27,6 +27,39 @@ test('trySendSegmented: equal-sized datagrams leave as GSO sends and arrive sepa
   rx.close()
 })
 
+test('trySend of views cut back to back from one buffer, and of pooled Buffers: runs leave as GSO from one range each, every datagram arrives whole and in order', async (t) => {
+  // Views that follow each other in memory share one iovec in the kernel call (the core joins
+  // them); runs are still cut at a shorter datagram, a gap, another buffer and 64 datagrams.
+  const rx = await dgramReceiver()
+  const tx = createSocket('udp4')
+  const sizes = [...Array<number>(70).fill(100), 60, ...Array<number>(10).fill(100)]
+  const datagrams = numberedPayloads(sizes.length, 100).map((b, i) => b.subarray(0, sizes[i]))
+  const packed = Buffer.alloc(sizes.reduce((a, b) => a + b, 0) + 1)
+  const views: Uint8Array[] = []
+  let offset = 0
+  datagrams.forEach((d, i) => {
+    if (i === 75) offset += 1 // a one-byte gap: not adjacent to the view before it
+    d.copy(packed, offset)
+    views.push(packed.subarray(offset, offset + d.length))
+    offset += d.length
+  })
+  views[78] = Buffer.from(datagrams[78]!) // another buffer in the middle of a run
+  t.is(tx.trySend(views, rx.port, '127.0.0.1'), views.length)
+  // Small Buffers from Node's pool lie one after another in its slab.
+  const pooled = numberedPayloads(64, 64, 1000).map((b) => {
+    const copy = Buffer.allocUnsafe(64)
+    b.copy(copy)
+    return copy
+  })
+  t.is(tx.trySend(pooled, rx.port, '127.0.0.1'), 64)
+  const got = await rx.waitFor(views.length + 64)
+  t.is(got.length, views.length + 64)
+  t.true(got.slice(0, views.length).every((m, i) => m.data.equals(datagrams[i]!)), 'the packed views, byte for byte')
+  t.deepEqual(got.slice(views.length).map((m) => sequenceOf(m.data)), Array.from({ length: 64 }, (_, i) => 1000 + i))
+  tx.close()
+  rx.close()
+})
+
 test('trySendSegmented on a connected udp6 socket', async (t) => {
   const rx = await dgramReceiver('udp6')
   const tx = createSocket('udp6')
