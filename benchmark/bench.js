@@ -38,10 +38,15 @@ const { sendGrowth, recvGrowth, runLongRun } = require('./lib/growth')
 const { scaleChart } = require('./lib/scalechart')
 
 const QUICK = process.env.BENCH_QUICK === '1'
-/** Same-process comparisons measured as paired rounds (see pairedSection), 64 B, batch 64. */
+/**
+ * Comparisons measured as paired rounds (see pairedSection): [id, a, b, size, batch]. The C
+ * loops run in their own process, started for each run as in the tables.
+ */
 const PAIRS = [
-  ['layer-vs-binding', 'pkg-buffers', 'binding-buffers'],
-  ['messages-ecn-vs-plain', 'pkg-messages-ecn', 'pkg-messages'],
+  ['layer-vs-binding', 'pkg-buffers', 'binding-buffers', 64, 64],
+  ['messages-ecn-vs-plain', 'pkg-messages-ecn', 'pkg-messages', 64, 64],
+  ['send-batch1-vs-c', 'pkg-buffers', 'c', 64, 1],
+  ['send-views-vs-c-gso', 'pkg-views', 'c-gso', 64, 64],
 ]
 const PAIRED = QUICK ? { rounds: 7, seconds: 0.04 } : { rounds: 31, seconds: 0.08 }
 const ONLY = { dgram: ['dropin'], scale: ['scale', 'growth'] }
@@ -125,8 +130,8 @@ function environment(compiler) {
  */
 async function pairedSection(bench) {
   const out = []
-  for (const [id, a, b] of PAIRS) {
-    const runs = bench.cell(64, 64, cap)
+  for (const [id, a, b, size, batch] of PAIRS) {
+    const runs = bench.cell(size, batch, cap)
     await runs[a](CONFIG.warmupSeconds)
     await runs[b](CONFIG.warmupSeconds)
     const ratios = []
@@ -371,7 +376,8 @@ function ratios(results) {
   }
   const c1 = cell(64, 1)
   if (c1) {
-    add('send-batch1-vs-c', '64 B, batch 1, one destination: trySend([buffer], port, address) / C sendmmsg loop, batch 1', c1.results['pkg-buffers'], c1.results.c, 0.95)
+    add('send-batch1-vs-c', '64 B, batch 1, one destination: trySend([buffer], port, address) / C sendmmsg loop, batch 1 (medians of the separate runs above)', c1.results['pkg-buffers'], c1.results.c)
+    addPaired('send-batch1-vs-c', '64 B, batch 1, one destination: trySend([buffer], port, address) / C sendmmsg loop, batch 1, paired rounds', 0.95)
     add('send-batch1-vs-dgram', '64 B, batch 1, one destination: trySend([buffer], port, address) / node:dgram unconnected, one send in flight (never slower)', c1.results['pkg-buffers'], c1.results.dgram, 1)
     add('layer-vs-binding-batch1', '64 B, batch 1, one destination: the TypeScript layer, trySend([buffer], port, address) / the binding alone', c1.results['pkg-buffers'], c1.results['binding-buffers'])
     const ours = c1.results['pkg-buffers']
@@ -399,6 +405,9 @@ function ratios(results) {
     // buffers as the kernel must when each datagram is its own Buffer.
     add('send-gso-vs-c-gso-gather', '64 B, batch 64, one destination: trySend(buffers, port, address) (GSO without asking) / C sendmmsg loop of the same GSO messages gathered from 64 separate buffers', r['pkg-buffers'], r['c-gso-gather'])
     add('c-gso-gather-vs-c-gso', '64 B, batch 64: the kernel\'s share of that gap: C GSO gathered from 64 separate buffers / C GSO from one contiguous buffer', r['c-gso-gather'], r['c-gso'])
+    add('send-views-vs-c-gso', '64 B, batch 64, one destination: trySend(views, port, address), the views cut back to back from one Buffer (GSO without asking, one range per run) / C sendmmsg loop of one 64-segment GSO message (medians of the separate runs above)', r['pkg-views'], r['c-gso'])
+    addPaired('send-views-vs-c-gso', '64 B, batch 64, one destination: trySend(views, port, address), the views cut back to back from one Buffer (GSO without asking, one range per run) / C sendmmsg loop of one 64-segment GSO message, paired rounds', 0.9)
+    add('send-views-gso-vs-dgram', '64 B, batch 64, one destination: trySend(views, port, address), the views cut back to back from one Buffer (GSO without asking) / node:dgram unconnected', r['pkg-views'], r.dgram, 4)
     add('packed-gso-vs-c-gso', '64 B, batch 64: trySendSegmented(packed, 64, ...) / C sendmmsg loop of one 64-segment GSO message', r['pkg-gso'], r['c-gso'])
     add('packed-vs-c', '64 B, batch 64: trySendPacked / C sendmmsg loop', r['pkg-packed'], r.c)
     add('messages-vs-c', '64 B, batch 64: trySend([{ data, address, port }]) / C sendmmsg loop', r['pkg-messages'], r.c, 0.95)

@@ -55,6 +55,16 @@ const SENDERS = [
     batchMeaning: 'Buffers per call, one destination',
   },
   {
+    // The same datagrams cut back to back from one Buffer (subarrays, as a stack that builds
+    // its packets into one buffer hands them over; Node's pooled small Buffers lie the same
+    // way): each GSO run is one contiguous range for the kernel.
+    id: 'pkg-views',
+    label: "trySend(views, port, address), the views cut back to back from one Buffer",
+    short: 'trySend(views of one Buffer, ...)',
+    group: 'package',
+    batchMeaning: 'views per call, one destination',
+  },
+  {
     id: 'pkg-packed',
     label: 'trySendPacked(packed, lengths, port, address)',
     short: 'trySendPacked(packed, lengths, ...)',
@@ -223,6 +233,8 @@ async function createSendBench({ bins }) {
     const messages = buffers.map((b) => ({ data: b, address: LOOPBACK, port }))
     const messagesEcn = buffers.map((b) => ({ data: b, address: LOOPBACK, port, ecn: 2 }))
     const packed = Buffer.alloc(size * batch, 0x5a)
+    const backing = Buffer.alloc(size * batch, 0x5b)
+    const views = buffers.map((_, i) => backing.subarray(i * size, (i + 1) * size))
     const lengths = new Uint32Array(batch).fill(size)
     const one = Buffer.alloc(size, 0x61)
     const perGroup = Math.max(1, Math.min(64, Math.floor(65000 / size)))
@@ -245,6 +257,7 @@ async function createSendBench({ bins }) {
       'pkg-messages-ecn': (seconds) => syncLoop(() => tx.trySend(messagesEcn), batch, seconds, cap(seconds)),
       'pkg-buffers': (seconds) =>
         syncLoop(() => tx.trySend(buffers, port, LOOPBACK), batch, seconds, cap(seconds)),
+      'pkg-views': (seconds) => syncLoop(() => tx.trySend(views, port, LOOPBACK), batch, seconds, cap(seconds)),
       'binding-buffers': (seconds) =>
         syncLoop(() => rawTx.send(buffers, null, null, rawAddresses, rawPorts, 0, 0), batch, seconds, cap(seconds)),
       'pkg-packed': (seconds) =>
