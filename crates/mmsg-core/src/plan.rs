@@ -50,7 +50,9 @@ pub struct SourceRequest {
 pub struct SendPlan {
     /// The length each piece had when it was validated: exactly this many bytes are sent.
     pub piece_lengths: Vec<u32>,
-    /// First piece of each message, and one past the last at the end (`messages + 1` entries).
+    /// First piece of each message, and one past the last at the end (`messages + 1` entries);
+    /// empty when every message is one piece (message `m` is piece `m`), the common plan,
+    /// which then costs no list and no lookups.
     first_piece: Vec<u32>,
     /// Index into `destinations`, or [`CONNECTED_PEER`], per message; empty: all messages to
     /// `destinations[0]` if there is one, else to the connected peer.
@@ -230,10 +232,9 @@ impl SendPlan {
         if messages > MAX_PLAN_MESSAGES || pieces > MAX_PLAN_MESSAGES * 4 {
             return Err(PlanError::TooManyMessages(messages.max(pieces)));
         }
-        let mut first_piece = Vec::with_capacity(messages + 1);
-        if pieces_per_message.is_empty() {
-            first_piece.extend(0..=pieces as u32);
-        } else {
+        let mut first_piece = Vec::new();
+        if !pieces_per_message.is_empty() {
+            first_piece.reserve(messages + 1);
             let mut at: u64 = 0;
             for (message, &count) in pieces_per_message.iter().enumerate() {
                 if count as usize > MAX_SEGMENTS_PER_MESSAGE {
@@ -419,7 +420,22 @@ impl SendPlan {
 
     /// Number of messages in the plan (one datagram each, except messages with a segment size).
     pub fn len(&self) -> usize {
-        self.first_piece.len().saturating_sub(1)
+        if self.first_piece.is_empty() {
+            self.piece_lengths.len()
+        } else {
+            self.first_piece.len() - 1
+        }
+    }
+
+    /// Whether every message is one piece, to its plan's one destination (or the connected
+    /// peer), with no TOS, segment size or source of its own: the plan `trySend(buffers, port,
+    /// address)` makes, which `fill_batch` builds without per-message lookups.
+    fn is_uniform(&self) -> bool {
+        self.first_piece.is_empty()
+            && self.message_destinations.is_empty()
+            && self.tos.is_empty()
+            && self.segment_sizes.is_empty()
+            && self.sources.is_empty()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -428,6 +444,9 @@ impl SendPlan {
 
     /// The pieces of message `m`, as a range of piece indexes.
     pub fn pieces_of(&self, message: usize) -> std::ops::Range<usize> {
+        if self.first_piece.is_empty() {
+            return message..message + 1;
+        }
         self.first_piece[message] as usize..self.first_piece[message + 1] as usize
     }
 
@@ -452,6 +471,12 @@ impl SendPlan {
 
     /// First message at or after `from` one of whose views no longer holds its planned bytes.
     fn first_changed(&self, views: &[&[u8]], from: usize) -> Option<(usize, usize)> {
+        if self.first_piece.is_empty() {
+            // One piece per message: piece `m` is message `m`.
+            return (from..self.len())
+                .find(|&m| views.get(m).map_or(0, |v| v.len()) < self.piece_lengths[m] as usize)
+                .map(|m| (m, m));
+        }
         (from..self.len()).find_map(|message| {
             self.pieces_of(message)
                 .find(|&p| views.get(p).map_or(0, |v| v.len()) < self.piece_lengths[p] as usize)
@@ -633,6 +658,9 @@ impl SendPlan {
         use_gso: bool,
         entries: &mut Vec<Entry>,
     ) {
+        if self.is_uniform() {
+            return self.fill_uniform(batch, views, from.message, end, use_gso, entries);
+        }
         let record = use_gso || !self.segment_sizes.is_empty();
         let mut last: Option<(*const SockAddr, crate::send::DestinationId)> = None;
         let mut message = from.message;
@@ -697,13 +725,54 @@ impl SendPlan {
                 }
             }
             if record {
-                entries.push(Entry {
-                    start: PlanPosition {
-                        message,
-                        segment: 0,
-                    },
-                    gso: run > 1,
-                });
+                entries.push(Entry::run_at(message, run > 1));
+            }
+            message += run;
+        }
+    }
+
+    /// [`SendPlan::fill_batch`] for a uniform plan ([`SendPlan::is_uniform`]): the same batch,
+    /// built from the lengths alone (one destination added once, runs found by comparing
+    /// lengths), without the per-message lookups of the general loop.
+    fn fill_uniform<'data>(
+        &self,
+        batch: &mut Batch<'_, 'data>,
+        views: &[&'data [u8]],
+        from: usize,
+        end: usize,
+        use_gso: bool,
+        entries: &mut Vec<Entry>,
+    ) {
+        if from >= end {
+            return;
+        }
+        let destination = self
+            .destination_of(from)
+            .map(|address| batch.add_destination(*address));
+        let lengths = &self.piece_lengths[..end];
+        let mut message = from;
+        while message < end {
+            let run = if use_gso {
+                uniform_gso_run(lengths, message)
+            } else {
+                1
+            };
+            if run > 1 {
+                batch.start_message_with_gso(destination, lengths[message] as u16);
+            } else {
+                batch.start_message(destination);
+            }
+            for (view, &length) in views[message..message + run]
+                .iter()
+                .zip(&lengths[message..message + run])
+            {
+                // Cannot fail: one piece per message, at most 64 per GSO message.
+                if batch.add_segment(&view[..length as usize]).is_err() {
+                    unreachable_plan();
+                }
+            }
+            if use_gso {
+                entries.push(Entry::run_at(message, run > 1));
             }
             message += run;
         }
@@ -892,6 +961,30 @@ impl SendPlan {
     }
 }
 
+/// [`SendPlan::gso_run`] for a uniform plan: how many datagrams from `start` (with `lengths`
+/// ending where the pass ends) can leave as one GSO message (1: none). Equal lengths, the last
+/// possibly shorter, at most 64 and [`MAX_GSO_BYTES`] together.
+fn uniform_gso_run(lengths: &[u32], start: usize) -> usize {
+    let segment = lengths[start] as usize;
+    if segment == 0 || segment > u16::MAX as usize {
+        return 1;
+    }
+    let mut bytes = segment;
+    let mut k = start + 1;
+    while k < lengths.len() && k - start < MAX_GSO_SEGMENTS {
+        let len = lengths[k] as usize;
+        if len == 0 || len > segment || bytes + len > MAX_GSO_BYTES {
+            break;
+        }
+        bytes += len;
+        k += 1;
+        if len < segment {
+            break; // only the last segment may be shorter
+        }
+    }
+    k - start
+}
+
 /// Errors a GSO message can get because it is a GSO message (the device, the segment size
 /// against the path MTU), so that its datagrams may still go out one by one. Others (an ICMP
 /// report, no route) are the datagrams' own and are reported as they are: resending would
@@ -929,6 +1022,19 @@ struct Entry {
     gso: bool,
 }
 
+impl Entry {
+    /// A batch message that starts at plan message `message` (a run, or a plain datagram).
+    fn run_at(message: usize, gso: bool) -> Entry {
+        Entry {
+            start: PlanPosition {
+                message,
+                segment: 0,
+            },
+            gso,
+        }
+    }
+}
+
 /// Whether a 16-byte IPv6 address is IPv4-mapped (`::ffff:a.b.c.d`).
 fn is_v4_mapped(octets: &[u8; 16]) -> bool {
     octets[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
@@ -946,6 +1052,79 @@ mod tests {
 
     fn addr(text: &str) -> SockAddr {
         SockAddr::from(text.parse::<SocketAddr>().unwrap())
+    }
+
+    /// Lengths that exercise run boundaries: equal runs longer than 64, shorter tails, zero
+    /// lengths, lengths over u16::MAX and over the GSO byte limit (a small deterministic PRNG).
+    fn awkward_lengths(seed: u64, count: usize) -> Vec<u32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut lengths = Vec::with_capacity(count);
+        while lengths.len() < count {
+            let len = match next() % 8 {
+                0 => 0,
+                1 => 70_000,
+                2 => 1_500 + (next() % 3) as u32,
+                _ => [64, 64, 1200, 63][(next() % 4) as usize],
+            };
+            let repeat = 1 + (next() % 80) as usize;
+            lengths.extend(std::iter::repeat_n(len, repeat));
+        }
+        lengths.truncate(count);
+        lengths
+    }
+
+    #[test]
+    fn a_uniform_plan_builds_the_batch_the_general_loop_builds() {
+        // The same messages as a uniform plan (one piece each, no per-message fields) and as
+        // a plan with explicit one-piece counts (the general loop): same messages, GSO sizes,
+        // destinations and iovecs, from every start, with GSO and without.
+        for seed in 1..40u64 {
+            let lengths = awkward_lengths(seed, 300);
+            let buffer = vec![0u8; lengths.iter().map(|&l| l as usize).sum::<usize>() + 300];
+            // Back to back in one buffer, with a one-byte gap after every seventh datagram.
+            let mut views: Vec<&[u8]> = Vec::new();
+            let mut at = 0;
+            for (i, &len) in lengths.iter().enumerate() {
+                views.push(&buffer[at..at + len as usize]);
+                at += len as usize + usize::from(i % 7 == 6);
+            }
+            let to = vec![addr("127.0.0.1:9")];
+            let uniform = SendPlan::new(lengths.clone(), &[], vec![], to.clone()).unwrap();
+            let general =
+                SendPlan::new(lengths.clone(), &vec![1; lengths.len()], vec![], to).unwrap();
+            assert!(uniform.is_uniform() && !general.is_uniform());
+            for (from, use_gso) in [(0, true), (0, false), (37, true), (299, true), (300, true)] {
+                let built = |plan: &SendPlan| {
+                    let mut scratch = SendScratch::new();
+                    let mut entries = Vec::new();
+                    {
+                        let mut batch = scratch.batch();
+                        let start = PlanPosition {
+                            message: from,
+                            segment: 0,
+                        };
+                        plan.fill_batch(&mut batch, &views, start, 300, use_gso, &mut entries);
+                    }
+                    let starts: Vec<(usize, bool)> =
+                        entries.iter().map(|e| (e.start.message, e.gso)).collect();
+                    (scratch.built(), starts)
+                };
+                assert_eq!(built(&uniform), built(&general), "seed {seed}, from {from}");
+                for start in from..300 {
+                    assert_eq!(
+                        uniform_gso_run(&lengths, start),
+                        general.gso_run(start, 300),
+                        "seed {seed}, run at {start}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -621,6 +621,31 @@ impl SendScratch {
     }
 }
 
+impl SendScratch {
+    /// The batch last built, for tests: per message its GSO size, destination and the
+    /// (address, length) of each iovec.
+    #[cfg(test)]
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn built(&self) -> Vec<(u16, Option<SockAddr>, Vec<(usize, usize)>)> {
+        self.messages
+            .iter()
+            .map(|m| {
+                let iovecs = &self.segments
+                    [m.first_segment as usize..(m.first_segment + m.segment_count) as usize];
+                (
+                    m.gso_segment_size,
+                    m.destination
+                        .map(|DestinationId(i)| self.destinations[i as usize]),
+                    iovecs
+                        .iter()
+                        .map(|v| (v.iov_base as usize, v.iov_len))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
