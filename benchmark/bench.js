@@ -3,20 +3,23 @@
 // package's synchronous send shapes, GSO, and a reference C sendmmsg loop, at 64 B and 1200 B and
 // batch sizes 1–1024; the receive side under a C flood; delivered datagrams at 1200 B; and
 // resident memory over millions of datagrams; scale (10 000 idle sockets, reusePort across worker
-// threads) and cost growth by datagrams per call. Every figure is a median of several runs, every
-// comparison a ratio of figures from this same run. Writes benchmark/results/latest.{json,md,svg}.
+// threads) and cost growth by datagrams per call; and user-space instructions per datagram under
+// callgrind (package and C; skipped without valgrind). Every figure is a median of several runs,
+// every comparison a ratio of figures from this same run. Writes
+// benchmark/results/latest.{json,md,svg}.
 //
-//   npm run bench                  full run (about 7 minutes, 2 of them the 100 M-datagram long run)
+//   npm run bench                  full run (about 9 minutes, 2 of them the 100 M-datagram long run)
 //   BENCH_QUICK=1 npm run bench    about 30 s (fewer, shorter runs; 2 M datagrams for memory)
-//   BENCH_SECTIONS=send,receive,delivered,memory,dropin,scale,growth   run only some sections
+//   BENCH_SECTIONS=send,instructions,receive,delivered,memory,dropin,scale,growth   only some
 //   BENCH_ONLY=dgram               only the drop-in section: unchanged dgram code, node:dgram vs
 //                                  'sendmmsg/dgram' (bursts, ping-pong RTT, 'message' receive)
 //   BENCH_ONLY=scale               only the scale and cost-growth sections: 10 000 idle sockets,
 //                                  reusePort across worker threads, cost per datagram by datagrams
 //                                  per call, long-run memory (BENCH_LONG_100M=0 stops at 10 M)
 //   BENCH_RESULTS_DIR=dir          write latest.{json,md,svg} there instead of benchmark/results
-//   node benchmark/ab.js A.node B.node   two builds of the addon in paired rounds (one-datagram
-//                                  sends): whether a binding/core change helps, beyond the noise
+//   node benchmark/ab.js A.node B.node [rounds] [batch]   two builds of the addon in paired
+//                                  rounds (one-datagram sends, or batches of separate Buffers):
+//                                  whether a binding/core change helps, beyond the noise
 'use strict'
 const fs = require('node:fs')
 const os = require('node:os')
@@ -36,6 +39,7 @@ const { MODULES, BURST, createBurstBench, pingPong } = require('./lib/dropin')
 const { runIdleScale, runReusePort } = require('./lib/scale')
 const { sendGrowth, recvGrowth, runLongRun } = require('./lib/growth')
 const { scaleChart } = require('./lib/scalechart')
+const { instructionsSection } = require('./lib/instructions')
 
 const QUICK = process.env.BENCH_QUICK === '1'
 /**
@@ -50,7 +54,7 @@ const PAIRS = [
 ]
 const PAIRED = QUICK ? { rounds: 7, seconds: 0.04 } : { rounds: 31, seconds: 0.08 }
 const ONLY = { dgram: ['dropin'], scale: ['scale', 'growth'] }
-const ALL_SECTIONS = ['send', 'receive', 'delivered', 'memory', 'dropin', 'scale', 'growth']
+const ALL_SECTIONS = ['send', 'instructions', 'receive', 'delivered', 'memory', 'dropin', 'scale', 'growth']
 const SECTIONS = new Set(ONLY[process.env.BENCH_ONLY] || (process.env.BENCH_SECTIONS || ALL_SECTIONS.join(',')).split(','))
 const RESULTS_DIR = process.env.BENCH_RESULTS_DIR ? path.resolve(process.env.BENCH_RESULTS_DIR) : path.join(__dirname, 'results')
 
@@ -536,6 +540,12 @@ async function main() {
   if (SECTIONS.has('send')) {
     log('send: datagrams/s accepted by the kernel, to a sink that is not read')
     results.send = await sendSection(bins)
+  }
+  if (SECTIONS.has('instructions')) {
+    log('instructions: user-space instructions per datagram under callgrind, package and C')
+    results.instructions = await instructionsSection(bins)
+    if (!results.instructions) log('  (valgrind not found: apt-get install valgrind)')
+    for (const r of results.instructions?.rows ?? []) log(`  ${r.id}: package ${r.pkg.toFixed(0)}, C ${r.c.toFixed(1)}`)
   }
   if (SECTIONS.has('receive')) {
     log('receive: 64 B C flood, datagrams/s delivered to JS')

@@ -221,6 +221,16 @@ function cpuLine(c) {
   return `CPU use during the run: this benchmark ${c.ownCores.toFixed(2)} cores, other processes ${c.otherCores.toFixed(2)} of ${c.cores} cores, steal ${c.stealCores.toFixed(2)}${busy}`
 }
 
+const INSTRUCTIONS_HEADER = ['comparison (package / C)', 'package', 'C', 'package / C']
+
+/** User-space instructions per datagram (lib/instructions.js), package beside C. */
+function instructionRows(section) {
+  return section.rows.map((r) => [r.label, r.pkg.toFixed(0), r.c.toFixed(1), `${(r.pkg / r.c).toFixed(1)}×`])
+}
+
+const INSTRUCTIONS_NOTE =
+  'Counted by valgrind\'s callgrind, user space only (system calls and the kernel\'s work are not counted: the CPU table above has the system time). Each figure is (instructions of a run of N2 datagrams − those of a run of N1) / (N2 − N1), so start-up, module loading and JIT warm-up cancel out. Instructions are not cycles (this machine reads no hardware counters), and unlike times they hardly move with the machine\'s load (a few percent between runs, from when the JIT and the garbage collector run).'
+
 function header(results) {
   const e = results.environment
   return [
@@ -244,6 +254,10 @@ function toText(results) {
       out.push(`SEND ${size} B: datagrams/s accepted by the kernel, by batch size (median of ${results.config.runs})`)
       out.push(textTable(['sender', ...batches.map(String)], sendRows(results, size), [false, ...batches.map(() => true)]), '')
     }
+  }
+  if (results.instructions) {
+    out.push('USER-SPACE INSTRUCTIONS PER DATAGRAM (callgrind)')
+    out.push(textTable(INSTRUCTIONS_HEADER, instructionRows(results.instructions), [false, true, true, true]), '')
   }
   if (results.receive) {
     out.push('RECEIVE 64 B flood: datagrams/s delivered')
@@ -302,6 +316,10 @@ function toMarkdown(results) {
       out.push('Nanoseconds of CPU per datagram accepted, user and system (kernel), median over the runs above: `process.cpuUsage()` around the synchronous package loops (every thread of this process), `getrusage` in the C loop (its whole process, setup included). No hardware counters are read, so there are no cycle counts: at a nominal clock of f GHz, cycles ≈ ns × f.', '')
       out.push(mdTable(['sender', ...cpu.shown.flatMap((b) => [`batch ${b} user`, `batch ${b} system`, `batch ${b} total`])], cpu.rows, [false, ...cpu.shown.flatMap(() => [true, true, true])]), '')
     }
+  }
+  if (results.instructions) {
+    out.push('## User-space instructions per datagram', '', INSTRUCTIONS_NOTE, '')
+    out.push(mdTable(INSTRUCTIONS_HEADER, instructionRows(results.instructions), [false, true, true, true]), '')
   }
   if (results.receive) {
     out.push('## Receive, 64 B flood', '')
