@@ -944,7 +944,6 @@ function withScopeName(address: string): string {
   return address
 }
 
-/** The batch entries for `batch[from..]`. */
 /** Calls `sends[start..]`'s callbacks with `(null, bytes)`; one that throws leaves the rest to the next tick. */
 function runSendCallbacks(sends: PendingSend[], start: number): void {
   for (let i = start; i < sends.length; i++) {
@@ -977,6 +976,7 @@ function sendArguments(batch: PendingSend[], from: number): [Array<Uint8Array | 
   return first.ip === null ? [views] : [views, first.port, first.ip]
 }
 
+/** The batch entries for `batch[from..]`, each with its own destination (or none: the peer). */
 function entriesOf(batch: PendingSend[], from: number): Array<{ data: Uint8Array | Uint8Array[]; address?: string; port?: number }> {
   const entries = new Array<{ data: Uint8Array | Uint8Array[]; address?: string; port?: number }>(batch.length - from)
   for (let i = from; i < batch.length; i++) {
