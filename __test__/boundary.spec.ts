@@ -961,3 +961,28 @@ test('spans path: views past 4 GiB into their memory, or of 4 GiB and more, take
   t.deepEqual((await p.wait(3, 150)).length, 2, 'nothing else arrived')
   u.close(); p.close()
 })
+
+test('a patched Array[Symbol.species] and push cannot change which bytes a batch with a Buffer repeated in a row sends', async (t) => {
+  // The layer builds its stores list by index: `slice` (species) and `push` would run user code.
+  const p = await peer()
+  const tx = createSocket('udp4')
+  class Doubling<T> extends Array<T> {
+    override push(...items: T[]): number {
+      super.push(...items)
+      return super.push(...items)
+    }
+  }
+  const species = Object.getOwnPropertyDescriptor(Array, Symbol.species) as PropertyDescriptor
+  const [a, b, c] = ['aaaa', 'bbbb', 'cccc'].map((s) => Buffer.from(s)) as [Buffer, Buffer, Buffer]
+  const ownA = Buffer.alloc(4, 0x41) // own memory: the path where each view is its own store
+  let sent: number[] = []
+  Object.defineProperty(Array, Symbol.species, { get: () => Doubling, configurable: true })
+  try {
+    sent = [tx.trySend([a, a, b, c], p.port, LOOPBACK), tx.trySend([ownA, ownA, b, ownA, c], p.port, LOOPBACK)]
+  } finally {
+    Object.defineProperty(Array, Symbol.species, species)
+  }
+  t.deepEqual(sent, [4, 5])
+  const got = await p.wait(9)
+  t.deepEqual(got.map((m) => m.toString()), ['aaaa', 'aaaa', 'bbbb', 'cccc', 'AAAA', 'AAAA', 'bbbb', 'AAAA', 'cccc'])
+})

@@ -394,18 +394,21 @@ export function spansOf(plan: Plan): Spans | null {
   const second = n > 1 ? views[1] as Uint8Array : first
   if (second === first || bufferOf.call(first) !== bufferOf.call(second)) {
     // Each view stands for its own bytes. The plan's own list serves as the stores unless a
-    // view comes twice in a row (the same Buffer sent twice), which is then listed once.
+    // view comes twice in a row (the same Buffer sent twice), which is then listed once. Index
+    // writes only: `slice` and `push` would consult `Array[Symbol.species]` and a patched
+    // `Array.prototype.push`, user code that could change the list.
     let stores: Uint8Array[] | null = null
     let count = 0
     let last: Uint8Array | null = null
     for (let i = 0, k = 0; i < n; i++, k += 3) {
       const view = views[i] as Uint8Array
       if (view !== last) {
-        if (stores !== null) stores.push(view)
+        if (stores !== null) stores[count] = view
         count++
         last = view
       } else if (stores === null) {
-        stores = views.slice(0, count) // every view so far was a new one
+        stores = new Array<Uint8Array>(n)
+        for (let j = 0; j < count; j++) stores[j] = views[j] as Uint8Array // each a new one so far
       }
       const length = captured[i] as number
       if (length > MAX_SPAN) {
@@ -416,6 +419,7 @@ export function spansOf(plan: Plan): Spans | null {
       spans[k + 1] = 0
       spans[k + 2] = length
     }
+    if (stores !== null) stores.length = count
     return { stores: stores ?? views, storesAreViews: true, spans }
   }
   // A store is listed again when it comes back after another: no search.

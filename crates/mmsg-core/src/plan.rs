@@ -1094,12 +1094,27 @@ mod tests {
                 views.push(&buffer[at..at + len as usize]);
                 at += len as usize + usize::from(i % 7 == 6);
             }
-            let to = vec![addr("127.0.0.1:9")];
+            // To one address, and (no destination at all) to the connected peer.
+            let to = if seed % 2 == 0 {
+                vec![addr("127.0.0.1:9")]
+            } else {
+                vec![]
+            };
             let uniform = SendPlan::new(lengths.clone(), &[], vec![], to.clone()).unwrap();
             let general =
                 SendPlan::new(lengths.clone(), &vec![1; lengths.len()], vec![], to).unwrap();
             assert!(uniform.is_uniform() && !general.is_uniform());
-            for (from, use_gso) in [(0, true), (0, false), (37, true), (299, true), (300, true)] {
+            // Starts and ends (an end before the last message: a view changed there).
+            let ranges = [
+                (0, 300),
+                (0, 1),
+                (1, 65),
+                (37, 200),
+                (63, 128),
+                (299, 300),
+                (300, 300),
+            ];
+            for ((from, end), use_gso) in ranges.into_iter().flat_map(|r| [(r, true), (r, false)]) {
                 let built = |plan: &SendPlan| {
                     let mut scratch = SendScratch::new();
                     let mut entries = Vec::new();
@@ -1109,18 +1124,19 @@ mod tests {
                             message: from,
                             segment: 0,
                         };
-                        plan.fill_batch(&mut batch, &views, start, 300, use_gso, &mut entries);
+                        plan.fill_batch(&mut batch, &views, start, end, use_gso, &mut entries);
                     }
                     let starts: Vec<(usize, bool)> =
                         entries.iter().map(|e| (e.start.message, e.gso)).collect();
                     (scratch.built(), starts)
                 };
-                assert_eq!(built(&uniform), built(&general), "seed {seed}, from {from}");
-                for start in from..300 {
+                let what = format!("seed {seed}, {from}..{end}, gso {use_gso}");
+                assert_eq!(built(&uniform), built(&general), "{what}");
+                for start in from..end {
                     assert_eq!(
-                        uniform_gso_run(&lengths, start),
-                        general.gso_run(start, 300),
-                        "seed {seed}, run at {start}"
+                        uniform_gso_run(&lengths[..end], start),
+                        general.gso_run(start, end),
+                        "{what}, run at {start}"
                     );
                 }
             }
