@@ -471,12 +471,6 @@ impl SendPlan {
 
     /// First message at or after `from` one of whose views no longer holds its planned bytes.
     fn first_changed(&self, views: &[&[u8]], from: usize) -> Option<(usize, usize)> {
-        if self.first_piece.is_empty() {
-            // One piece per message: piece `m` is message `m`.
-            return (from..self.len())
-                .find(|&m| views.get(m).map_or(0, |v| v.len()) < self.piece_lengths[m] as usize)
-                .map(|m| (m, m));
-        }
         (from..self.len()).find_map(|message| {
             self.pieces_of(message)
                 .find(|&p| views.get(p).map_or(0, |v| v.len()) < self.piece_lengths[p] as usize)
@@ -606,39 +600,18 @@ impl SendPlan {
         }
     }
 
-    /// How many messages from `start` (< `end`) can leave as one GSO message (1: none).
+    /// How many messages from `start` (< `end`) can leave as one GSO message (1: none): the
+    /// run rule of [`gso_run_of`], joined only by messages to the same place with the same
+    /// TOS and source and no segment size of their own.
     fn gso_run(&self, start: usize, end: usize) -> usize {
-        let segment = self.message_len(start);
-        if segment == 0 || segment > u16::MAX as usize {
-            return 1;
-        }
-        let mut bytes = segment;
-        let mut pieces = self.pieces_of(start).len();
-        let mut k = start + 1;
-        while k < end
-            && k - start < MAX_GSO_SEGMENTS
-            && self.same_destination(start, k)
-            && self.tos_of(k) == self.tos_of(start)
-            && self.segment_size_of(k) == 0
-            && self.source_of(k) == self.source_of(start)
-        {
-            let len = self.message_len(k);
-            let more_pieces = self.pieces_of(k).len();
-            if len == 0
-                || len > segment
-                || bytes + len > MAX_GSO_BYTES
-                || pieces + more_pieces > MAX_SEGMENTS_PER_MESSAGE
-            {
-                break;
-            }
-            bytes += len;
-            pieces += more_pieces;
-            k += 1;
-            if len < segment {
-                break; // only the last segment may be shorter
-            }
-        }
-        k - start
+        let first = (self.message_len(start), self.pieces_of(start).len());
+        gso_run_of(start, end, first, |k| {
+            let joins = self.same_destination(start, k)
+                && self.tos_of(k) == self.tos_of(start)
+                && self.segment_size_of(k) == 0
+                && self.source_of(k) == self.source_of(start);
+            joins.then(|| (self.message_len(k), self.pieces_of(k).len()))
+        })
     }
 
     #[cfg(test)]
@@ -961,28 +934,49 @@ impl SendPlan {
     }
 }
 
-/// [`SendPlan::gso_run`] for a uniform plan: how many datagrams from `start` (with `lengths`
-/// ending where the pass ends) can leave as one GSO message (1: none). Equal lengths, the last
-/// possibly shorter, at most 64 and [`MAX_GSO_BYTES`] together.
-fn uniform_gso_run(lengths: &[u32], start: usize) -> usize {
-    let segment = lengths[start] as usize;
+/// How many messages from `start` (< `end`) can leave as one GSO message (1: none), message
+/// `start` being `first` = (bytes, pieces) long: equal lengths, the last possibly shorter, at
+/// most 64 datagrams, [`MAX_GSO_BYTES`] and IOV_MAX pieces together. `joinable(k)` is message
+/// `k`'s (bytes, pieces), or `None` when it may not join a run begun at `start`.
+fn gso_run_of(
+    start: usize,
+    end: usize,
+    first: (usize, usize),
+    joinable: impl Fn(usize) -> Option<(usize, usize)>,
+) -> usize {
+    let (segment, mut pieces) = first;
     if segment == 0 || segment > u16::MAX as usize {
         return 1;
     }
     let mut bytes = segment;
     let mut k = start + 1;
-    while k < lengths.len() && k - start < MAX_GSO_SEGMENTS {
-        let len = lengths[k] as usize;
-        if len == 0 || len > segment || bytes + len > MAX_GSO_BYTES {
+    while k < end && k - start < MAX_GSO_SEGMENTS {
+        let Some((len, more_pieces)) = joinable(k) else {
+            break;
+        };
+        if len == 0
+            || len > segment
+            || bytes + len > MAX_GSO_BYTES
+            || pieces + more_pieces > MAX_SEGMENTS_PER_MESSAGE
+        {
             break;
         }
         bytes += len;
+        pieces += more_pieces;
         k += 1;
         if len < segment {
             break; // only the last segment may be shorter
         }
     }
     k - start
+}
+
+/// [`SendPlan::gso_run`] for a uniform plan, from its lengths alone (`lengths` ending where
+/// the pass ends): every message is one piece and may join any run.
+fn uniform_gso_run(lengths: &[u32], start: usize) -> usize {
+    gso_run_of(start, lengths.len(), (lengths[start] as usize, 1), |k| {
+        Some((lengths[k] as usize, 1))
+    })
 }
 
 /// Errors a GSO message can get because it is a GSO message (the device, the segment size
