@@ -1138,6 +1138,28 @@ mod tests {
     }
 
     #[test]
+    fn the_gso_run_rule() {
+        let run = |lengths: &[u32], start: usize| uniform_gso_run(lengths, start);
+        // Equal lengths join; a shorter one joins as the last; a longer or empty one stops it.
+        assert_eq!(run(&[100, 100, 100, 40, 100], 0), 4);
+        assert_eq!(run(&[100, 100, 120, 100], 0), 2);
+        assert_eq!(run(&[100, 0, 100], 0), 1);
+        assert_eq!(run(&[100, 100, 100], 1), 2);
+        // No run begins with an empty datagram or one over 65535 bytes.
+        assert_eq!(run(&[0, 0, 0], 0), 1);
+        assert_eq!(run(&[70_000, 70_000], 0), 1);
+        // At most 64 datagrams and MAX_GSO_BYTES (65 000) together.
+        assert_eq!(run(&[10; 100], 0), 64);
+        assert_eq!(run(&[10; 100], 40), 60);
+        assert_eq!(run(&[1_500; 50], 0), 43); // 43 × 1500 = 64 500; one more is 66 000
+                                              // The general plan's rule adds its own conditions: a message with a segment size of
+                                              // its own, or another destination, ends the run.
+        let d = vec![addr("127.0.0.1:9"), addr("127.0.0.1:10")];
+        let plan = SendPlan::new(vec![100; 4], &[], vec![0, 0, 1, 1], d).unwrap();
+        assert_eq!(plan.gso_run_for_test(0, 4), 2);
+    }
+
+    #[test]
     fn one_piece_per_message_by_default() {
         let plan = SendPlan::new(vec![3, 0, 5], &[], vec![], vec![addr("127.0.0.1:9")]).unwrap();
         assert_eq!(plan.len(), 3);
